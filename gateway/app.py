@@ -1,0 +1,329 @@
+"""The gateway as an ASGI app: authenticate, pick the connection, serve from cache or run the operation.
+
+The /v1 hot path reads the raw ASGI scope directly (Starlette's Request conveniences cost more
+than a cache hit); the few service endpoints (health, metrics, docs) go through a Starlette router.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, Router
+
+from gateway import models
+from gateway.asgi import Receive, Scope, Send, read_body, respond
+from gateway.cache import ResponseCache
+from gateway.config import Config, Connection, Tenant
+from gateway.docs import render_docs
+from gateway.engine import Call, run
+from gateway.errors import (
+    GatewayError,
+    NotFound,
+    UnknownConnection,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from gateway.keys import authenticate, require_scope
+from gateway.mapping import Page
+from gateway.openapi import build_openapi
+from gateway.routing import Route as ApiRoute
+from gateway.routing import match
+from gateway.telemetry import RequestRecord, Telemetry
+from gateway.transport import Transport
+from gateway.upstream import Upstream
+
+log = logging.getLogger("gateway")
+
+TransportFactory = Callable[[Connection], Transport | None]
+CACHEABLE = frozenset({"get", "list", "recipients_list"})
+BODY_MODELS: dict[str, type[BaseModel]] = {
+    "create": models.CampaignCreate,
+    "update": models.CampaignUpdate,
+    "recipients_add": models.RecipientsAdd,
+}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STATUSES = frozenset(models.Status.__args__)  # type: ignore[attr-defined]
+MAX_LIMIT = 100
+
+
+class GatewayApp:
+    def __init__(self, config: Config, transport_factory: TransportFactory | None = None) -> None:
+        self.config = config
+        self.cache = ResponseCache(config.cache)
+        self.telemetry = Telemetry()
+        make_transport = transport_factory or (lambda _connection: None)
+        self.upstreams: dict[tuple[str, str], Upstream] = {
+            (tenant.id, connection.name): Upstream(connection, make_transport(connection))
+            for tenant in config.tenants.values()
+            for connection in tenant.connections.values()
+        }
+        self.openapi = orjson.dumps(build_openapi())
+        self.service = Router(
+            routes=[
+                Route("/healthz", self._healthz),
+                Route("/readyz", self._readyz),
+                Route("/metrics", self._metrics),
+                Route(
+                    "/openapi.json",
+                    lambda _r: Response(self.openapi, media_type="application/json"),
+                ),
+                Route("/docs", lambda _r: HTMLResponse(render_docs(orjson.loads(self.openapi)))),
+            ]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        record = RequestRecord(request_id=request_id, method=scope["method"], path=scope["path"])
+        try:
+            matched = match(scope["method"], raw_path)
+            if matched is None:
+                await self._service(scope, receive, send, request_id)
+                return
+            record.status = await self._api(scope, receive, send, matched, record)
+        except GatewayError as error:
+            record.status, record.upstream_status = error.status, error.upstream_status
+            await _send_error(send, error, request_id)
+        except Exception:
+            log.exception("unhandled error in request %s", request_id)
+            record.status = 500
+            body = {
+                "error": {
+                    "code": "internal_error",
+                    "message": "internal error",
+                    "request_id": request_id,
+                }
+            }
+            await respond(send, 500, orjson.dumps(body), [(b"x-request-id", request_id.encode())])
+        record.ms = round((time.perf_counter() - started) * 1000, 3)
+        self.telemetry.record(record)
+
+    async def _api(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        matched: tuple[ApiRoute, str | None],
+        record: RequestRecord,
+    ) -> int:
+        route, campaign_id = matched
+        headers = dict(scope["headers"])
+        tenant, key = authenticate(self.config, _presented_key(headers))
+        record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
+        require_scope(key, route.scope)
+        out = [(b"x-request-id", record.request_id.encode())]
+        if route.operation == "connections":
+            await respond(send, 200, orjson.dumps(_connections(tenant)), out)
+            return 200
+        connection = _pick_connection(tenant, headers.get(b"x-connection"))
+        record.connection, record.vendor = connection.name, connection.vendor
+        query = scope.get("query_string", b"").decode("latin-1")
+        call = _call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
+        if route.has_body:
+            call.body = await _body(route.operation, headers, receive)
+        cache_key = None
+        if route.operation in CACHEABLE and self.cache.enabled:
+            cache_key = (
+                tenant.id,
+                connection.name,
+                route.operation,
+                campaign_id or "",
+                _normalised(query),
+            )
+            if b"no-cache" in headers.get(b"cache-control", b""):
+                record.cache = "BYPASS"
+            elif (entry := self.cache.get(cache_key)) is not None:
+                record.cache = "HIT"
+                age = str(int(time.monotonic() - entry.stored_at)).encode()
+                await respond(send, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
+                return 200
+            else:
+                record.cache = "MISS"
+        result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
+        if route.operation not in CACHEABLE:
+            self.cache.invalidate(tenant.id, connection.name, campaign_id)
+        if route.operation == "delete":
+            await send({"type": "http.response.start", "status": 204, "headers": out})
+            await send({"type": "http.response.body", "body": b""})
+            return 204
+        body = orjson.dumps(
+            {"data": result.items, "next_cursor": result.next_cursor}
+            if isinstance(result, Page)
+            else result
+        )
+        if cache_key is not None:
+            self.cache.put(cache_key, body)
+            out.append((b"x-cache", record.cache.encode() if record.cache else b"MISS"))
+        status = 201 if route.operation == "create" else 200
+        await respond(send, status, body, out)
+        return status
+
+    async def _service(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        path = scope["path"]
+        if not any(route.path == path for route in self.service.routes if isinstance(route, Route)):
+            await _send_error(send, NotFound("no such endpoint"), request_id)
+            return
+        await self.service(scope, receive, send_with_id)
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, _request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ready",
+                "config": str(self.config.path),
+                "tenants": len(self.config.tenants),
+                "connections": len(self.upstreams),
+                "cache": {"backend": self.config.cache.backend, "entries": len(self.cache)},
+            }
+        )
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        for upstream in self.upstreams.values():
+            await upstream.close()
+
+
+async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
+    headers = [(b"x-request-id", request_id.encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await respond(send, error.status, orjson.dumps(error.envelope(request_id)), headers)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def _presented_key(headers: dict[bytes, bytes]) -> str | None:
+    authorization = headers.get(b"authorization")
+    if authorization:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    api_key = headers.get(b"x-api-key")
+    return api_key.decode("latin-1").strip() if api_key else None
+
+
+def _pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
+    name = requested.decode("latin-1") if requested else tenant.default_connection
+    if name is None:
+        raise UnknownConnection("no X-Connection header and this tenant has no default_connection")
+    connection = tenant.connections.get(name)
+    if connection is None:
+        raise UnknownConnection(f"unknown connection {name!r}")
+    return connection
+
+
+def _connections(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "name": c.name,
+                "vendor": c.vendor,
+                "default": c.name == tenant.default_connection,
+                "operations": list(c.map.operations),
+            }
+            for c in tenant.connections.values()
+        ]
+    }
+
+
+def _normalised(query: str) -> str:
+    return "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
+
+
+def _call(operation: str, campaign_id: str | None, query: list[tuple[str, str]]) -> Call:
+    """The engine call for a route and its query string; bad query values are a 422 naming each."""
+    values = dict(query)
+    details: list[dict[str, str]] = []
+    call = Call(
+        operation, id=campaign_id, include_vendor_data=values.get("include") == "vendor_data"
+    )
+    if "include" in values and values["include"] != "vendor_data":
+        details.append({"field": "include", "message": "the only value is vendor_data"})
+    if "limit" in values:
+        limit = values["limit"]
+        if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+            call.limit = int(limit)
+        else:
+            details.append({"field": "limit", "message": f"an integer from 1 to {MAX_LIMIT}"})
+    if values.get("cursor"):
+        call.cursor = values["cursor"]
+        if call.cursor.isdigit() and len(call.cursor) < 10:
+            call.offset = int(call.cursor)
+    if "status" in values:
+        if values["status"] in _STATUSES:
+            call.status = values["status"]
+        else:
+            details.append({"field": "status", "message": f"one of {', '.join(sorted(_STATUSES))}"})
+    if details:
+        raise ValidationFailed("invalid query parameters", details=details)
+    return call
+
+
+async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -> dict[str, Any]:
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if content_type != b"application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await read_body(receive)
+    try:
+        model = BODY_MODELS[operation].model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the request body is not valid", details=validation_details(exc)
+        ) from exc
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
+    details = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ""
+        for step in item["loc"]:
+            field += f"[{step}]" if isinstance(step, int) else (f".{step}" if field else str(step))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "json_invalid":
+            message = "the body is not valid JSON"
+        details.append({"field": field or "body", "message": message})
+    return details

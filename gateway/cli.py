@@ -1,0 +1,136 @@
+"""The ``gateway`` command: serve, check, keys new, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import SCOPES, Config, default_config_path, load_config
+from gateway.problems import Problem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Campaign Gateway")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    _config_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check", help="validate the config and every map")
+    _config_option(check)
+    check.set_defaults(run=_check)
+
+    keys = commands.add_parser("keys", help="manage gateway API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    new = keys.add_parser("new", help="make a key; prints it once with its config entry")
+    new.add_argument("--tenant", required=True)
+    new.add_argument("--scope", action="append", choices=SCOPES, dest="scopes")
+    new.add_argument("--id", dest="label", help="the key's label (default: TENANT-key-N)")
+    new.set_defaults(run=_keys_new)
+
+    sandbox = commands.add_parser("sandbox", help="serve one simulated vendor on 127.0.0.1")
+    sandbox.add_argument("--vendor", required=True)
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--mappings", type=Path, default=Path("mappings"))
+    sandbox.set_defaults(run=_sandbox)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None, help="default: ./config.yaml or $GATEWAY_CONFIG"
+    )
+
+
+def _load(path: Path | None) -> tuple[Path, Config | None, list[Problem]]:
+    path = path or default_config_path()
+    config, problems = load_config(path)
+    return path, config, problems
+
+
+def _report(problems: list[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> int:
+    path, config, problems = _load(args.config)
+    if problems:
+        _report(problems)
+        return 1
+    assert config is not None
+    connections = sum(len(t.connections) for t in config.tenants.values())
+    print(f"{path}: ok ({len(config.tenants)} tenants, {connections} connections)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    path, _config, problems = _load(args.config)
+    if problems:
+        _report(problems)
+        return 1
+    os.environ["GATEWAY_CONFIG"] = str(path.resolve())
+    uvicorn.run(
+        "gateway.server:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+    )
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from gateway.keys import key_hash, new_key
+
+    key = new_key()
+    scopes = args.scopes or list(SCOPES)
+    label = args.label or f"{args.tenant}-key-{key[-6:]}"
+    print("New key (shown once; store it now):", file=sys.stderr)
+    print(key)
+    print(f"\nConfig entry for tenant {args.tenant} (under keys:):", file=sys.stderr)
+    print(
+        f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]'
+    )
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.mapping import load_maps
+    from gateway.upstream import sandbox_app
+
+    maps, problems = load_maps(args.mappings)
+    vendor_map = maps.get(args.vendor)
+    if vendor_map is None or vendor_map.sandbox is None:
+        _report(problems)
+        print(f"no sandbox for vendor {args.vendor!r} in {args.mappings}", file=sys.stderr)
+        return 1
+    uvicorn.run(
+        sandbox_app(vendor_map.sandbox), host="127.0.0.1", port=args.port, log_level="warning"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Loads config.yaml: typed, validated once, every problem reported as FILE:LINE: message."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.mapping import VendorMap, load_maps
+from gateway.mapping.compiler import render_template
+from gateway.problems import Problem, at, from_validation
+from gateway.yamlsrc import SourceFile, YamlProblem, load_yaml
+
+SANDBOX = "sandbox"
+Scope = Literal["campaigns:read", "campaigns:write"]
+SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CacheSpec(Strict):
+    backend: str = "memory"
+    ttl_seconds: float = Field(default=30, ge=0)
+    max_entries: int = Field(default=10000, ge=1)
+
+
+class KeySpec(Strict):
+    id: str = Field(min_length=1, description="A label, safe to log")
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    scopes: list[Scope] = list(SCOPES)
+    expires_at: AwareDatetime | None = None
+    disabled: bool = False
+
+
+class TimeoutSpec(Strict):
+    connect: float = Field(default=5, gt=0)
+    read: float = Field(default=30, gt=0)
+
+
+class ConnectionSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    vendor: str
+    base_url: str | None = None
+    credentials: dict[str, str] = {}
+    params: dict[str, str] = {}
+    timeouts: TimeoutSpec = TimeoutSpec()
+
+
+class TenantSpec(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    keys: list[KeySpec] = []
+    default_connection: str | None = None
+    connections: list[ConnectionSpec] = []
+
+
+class ConfigSpec(Strict):
+    mappings_dir: str = "mappings"
+    cache: CacheSpec = CacheSpec()
+    tenants: list[TenantSpec] = []
+
+
+@dataclass
+class Connection:
+    """A tenant's configured route to one vendor account, with its auth rendered once."""
+
+    name: str
+    vendor: str
+    map: VendorMap
+    base_url: str
+    sandbox: bool
+    params: dict[str, str]
+    auth_headers: dict[str, str]
+    auth_query: dict[str, str]
+    secrets: tuple[str, ...]
+    timeouts: TimeoutSpec
+
+
+@dataclass
+class Tenant:
+    id: str
+    default_connection: str | None
+    connections: dict[str, Connection]
+
+
+@dataclass
+class Config:
+    path: Path
+    cache: CacheSpec
+    tenants: dict[str, Tenant]
+    keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("GATEWAY_CONFIG", "config.yaml"))
+
+
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """The config at ``path`` with every map it names, or None and the problems found."""
+    environ = os.environ if environ is None else environ
+    try:
+        source = load_yaml(path)
+    except YamlProblem as exc:
+        return None, [Problem(str(exc.path), exc.line, exc.message)]
+    try:
+        spec = ConfigSpec.model_validate(source.data or {})
+    except ValidationError as exc:
+        return None, from_validation(source, exc)
+    maps_dir = (path.parent / spec.mappings_dir).resolve()
+    maps, problems = load_maps(maps_dir)
+    config = Config(path=path, cache=spec.cache, tenants={})
+    for t, tenant_spec in enumerate(spec.tenants):
+        loc = ("tenants", t)
+        if tenant_spec.id in config.tenants:
+            problems.append(at(source, (*loc, "id"), f"tenant {tenant_spec.id!r} is defined twice"))
+        tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {})
+        for c, conn_spec in enumerate(tenant_spec.connections):
+            connection = _connection(
+                conn_spec, maps, environ, source, (*loc, "connections", c), problems
+            )
+            if conn_spec.name in tenant.connections:
+                problems.append(
+                    at(
+                        source,
+                        (*loc, "connections", c, "name"),
+                        f"connection {conn_spec.name!r} is defined twice",
+                    )
+                )
+            if connection is not None:
+                tenant.connections[conn_spec.name] = connection
+        default = tenant_spec.default_connection
+        if default is not None and default not in {c.name for c in tenant_spec.connections}:
+            problems.append(
+                at(
+                    source,
+                    (*loc, "default_connection"),
+                    f"default_connection {default!r} is not one of this tenant's connections",
+                )
+            )
+        for k, key in enumerate(tenant_spec.keys):
+            if key.hash in config.keys:
+                problems.append(
+                    at(
+                        source,
+                        (*loc, "keys", k, "hash"),
+                        f"key {key.id!r}: this hash is already used by another key",
+                    )
+                )
+            config.keys[key.hash] = (tenant, key)
+        config.tenants[tenant.id] = tenant
+    return (None, problems) if problems else (config, [])
+
+
+def _connection(
+    spec: ConnectionSpec,
+    maps: dict[str, VendorMap],
+    environ: Mapping[str, str],
+    source: SourceFile,
+    loc: tuple[str | int, ...],
+    problems: list[Problem],
+) -> Connection | None:
+    vendor_map = maps.get(spec.vendor)
+    if vendor_map is None:
+        problems.append(
+            at(
+                source,
+                (*loc, "vendor"),
+                f"unknown vendor {spec.vendor!r}: no mappings/{spec.vendor}.yaml",
+            )
+        )
+        return None
+    before = len(problems)
+    credentials = _resolve_env(spec.credentials, environ, source, (*loc, "credentials"), problems)
+    params = _resolve_env(spec.params, environ, source, (*loc, "params"), problems)
+    for name in sorted(vendor_map.required_credentials - set(credentials)):
+        problems.append(
+            at(source, (*loc, "credentials"), f"vendor {spec.vendor} needs credentials.{name}")
+        )
+    for name in sorted(vendor_map.required_params - set(params)):
+        problems.append(at(source, (*loc, "params"), f"vendor {spec.vendor} needs params.{name}"))
+    for name, value in params.items():
+        if not _HOST_SAFE.match(value):
+            problems.append(
+                at(
+                    source,
+                    (*loc, "params", name),
+                    f"params.{name} may hold only letters, digits, '.', '_' and '-'",
+                )
+            )
+    sandbox = spec.base_url == SANDBOX
+    if sandbox and vendor_map.sandbox is None:
+        problems.append(at(source, (*loc, "base_url"), f"vendor {spec.vendor} has no sandbox"))
+    base = vendor_map.base_url if spec.base_url in (None, SANDBOX) else spec.base_url
+    base_url = "http://sandbox" if sandbox else render_template(base, {"params": params})
+    if not base_url.startswith(("http://", "https://")):
+        problems.append(
+            at(
+                source,
+                (*loc, "base_url"),
+                f"base_url {base_url!r} is not an http(s) URL or 'sandbox'",
+            )
+        )
+    if len(problems) > before:
+        return None
+    headers, query = vendor_map.render_auth(credentials, params)
+    return Connection(
+        name=spec.name,
+        vendor=spec.vendor,
+        map=vendor_map,
+        base_url=base_url.rstrip("/"),
+        sandbox=sandbox,
+        params=params,
+        auth_headers=headers,
+        auth_query=query,
+        secrets=tuple(value for value in credentials.values() if value),
+        timeouts=spec.timeouts,
+    )
+
+
+def _resolve_env(
+    values: dict[str, str],
+    environ: Mapping[str, str],
+    source: SourceFile,
+    loc: tuple[str | int, ...],
+    problems: list[Problem],
+) -> dict[str, str]:
+    """Fill in ``${VAR}`` references; a variable that is not set is a problem naming it."""
+    resolved = {}
+    for name, value in values.items():
+        for var in _ENV_REF.findall(value):
+            if var not in environ:
+                problems.append(at(source, (*loc, name), f"environment variable {var} is not set"))
+        resolved[name] = _ENV_REF.sub(lambda m: environ.get(m[1], ""), value)
+    return resolved

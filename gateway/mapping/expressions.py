@@ -1,0 +1,250 @@
+"""Compiles a map's expressions and field maps into plain functions, once, at start-up.
+
+An expression says where a value comes from and how it is converted:
+
+    name                                   # a path (shorthand for {from: name})
+    {from: caller_id_sets[*].phone_numbers[*], pipe: [e164]}
+    {const: live}
+    {coalesce: [body.start_at, body.schedule.start_at], pipe: [utc]}
+    {concat: [recipients.pending, recipients.failed]}   # lists joined into one
+    {from: body.recipients, each: {phoneNumber: phone_number, name: name}}
+    {from: max_dial_attempts, default: 1}
+
+A field map is an object of ``target.path: expression``; it builds a new document.
+Each compiled piece also reports the source paths it carried over (``consumed``), so what a
+vendor sent that no field took can be kept in ``vendor_data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.mapping.paths import EVERY, Path, PathError, compile_getter, parse_path, set_at
+from gateway.mapping.transforms import TRANSFORMS, Enum, Fn, MapError
+
+EXPRESSION_KEYS = ("from", "const", "coalesce", "concat", "each", "pipe", "default")
+SOURCE_KEYS = ("from", "const", "coalesce", "concat")
+Loc = tuple[str | int, ...]
+
+
+class TranslationError(ValueError):
+    """A value that cannot be converted; ``field`` names where it came from."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What compiling needs besides the expression: the map's enums and the direction.
+
+    ``strict`` is the request direction: a value that cannot be converted is the client's
+    error. Otherwise (a vendor's answer) such a value becomes null.
+    """
+
+    enums: Mapping[str, Enum]
+    strict: bool
+
+
+@dataclass
+class Compiled:
+    fn: Callable[[Any], Any]
+    consumed: list[Path] = field(default_factory=list)
+
+
+def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
+    if isinstance(spec, str):
+        spec = {"from": spec}
+    if not isinstance(spec, dict):
+        raise MapError("an expression is a path or an object with from, const or coalesce", loc)
+    for key in spec:
+        if key not in EXPRESSION_KEYS:
+            raise MapError(
+                f"unknown key {key!r} (an expression takes {', '.join(EXPRESSION_KEYS)})",
+                (*loc, key),
+            )
+    source = _compile_source(spec, loc, scope)
+    label = spec.get("from") or "value"
+    if "each" in spec:
+        source = _compile_each(source, spec["each"], (*loc, "each"), scope)
+    if "pipe" in spec:
+        fn, lossy = _compile_pipe(spec["pipe"], (*loc, "pipe"), scope, label)
+        source = Compiled(_chain(source.fn, fn), [] if lossy else source.consumed)
+    if "default" in spec:
+        source = Compiled(_with_default(source.fn, spec["default"]), source.consumed)
+    return source
+
+
+def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Compiled:
+    """A field map: each ``target.path: expression`` evaluated against one source document."""
+    if not isinstance(spec, dict):
+        raise MapError("a field map is an object of target: expression", loc)
+    entries: list[tuple[Path, Fn]] = []
+    consumed: list[Path] = []
+    for target, expression in spec.items():
+        try:
+            target_path = parse_path(str(target), allow_every=False)
+        except PathError as exc:
+            raise MapError(str(exc), (*loc, target)) from exc
+        compiled = compile_expression(expression, (*loc, target), scope)
+        entries.append((target_path, compiled.fn))
+        consumed.extend(compiled.consumed)
+    flat = [(path[0], fn) for path, fn in entries if len(path) == 1 and isinstance(path[0], str)]
+    if len(flat) == len(entries):
+        return Compiled(_flat_builder(flat, omit_null), consumed)
+    return Compiled(_nested_builder(entries, omit_null), consumed)
+
+
+def _flat_builder(entries: list[tuple[str, Fn]], omit_null: bool) -> Fn:
+    def build(doc: Any) -> dict[str, Any]:
+        out = {}
+        for key, fn in entries:
+            value = fn(doc)
+            if value is not None or not omit_null:
+                out[key] = value
+        return out
+
+    return build
+
+
+def _nested_builder(entries: list[tuple[Path, Fn]], omit_null: bool) -> Fn:
+    def build(doc: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for path, fn in entries:
+            value = fn(doc)
+            if value is not None or not omit_null:
+                set_at(out, path, value)
+        return out
+
+    return build
+
+
+def _compile_source(spec: dict[str, Any], loc: Loc, scope: Scope) -> Compiled:
+    given = [key for key in SOURCE_KEYS if key in spec]
+    if len(given) != 1:
+        raise MapError(f"an expression needs exactly one of {', '.join(SOURCE_KEYS)}", loc)
+    kind = given[0]
+    if kind == "const":
+        value = spec["const"]
+        return Compiled(lambda _doc: value)
+    if kind in ("coalesce", "concat"):
+        return _compile_alternatives(kind, spec[kind], (*loc, kind), scope)
+    try:
+        path = parse_path(spec["from"])
+    except PathError as exc:
+        raise MapError(str(exc), (*loc, "from")) from exc
+    return Compiled(compile_getter(path), [path])
+
+
+def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Compiled:
+    """``coalesce``: the first value that is not null. ``concat``: every list joined."""
+    if not isinstance(options, list) or not options:
+        raise MapError(f"{kind} takes a list of expressions", loc)
+    parts = [compile_expression(option, (*loc, i), scope) for i, option in enumerate(options)]
+    fns = [part.fn for part in parts]
+
+    def first_present(doc: Any) -> Any:
+        for fn in fns:
+            value = fn(doc)
+            if value is not None:
+                return value
+        return None
+
+    def joined(doc: Any) -> list[Any] | None:
+        lists = [value for fn in fns if isinstance(value := fn(doc), list)]
+        return [item for found in lists for item in found] if lists else None
+
+    fn = first_present if kind == "coalesce" else joined
+    return Compiled(fn, [path for part in parts for path in part.consumed])
+
+
+def _compile_each(source: Compiled, spec: Any, loc: Loc, scope: Scope) -> Compiled:
+    item = compile_fields(spec, loc, scope, omit_null=scope.strict)
+    build = item.fn
+
+    def each(doc: Any) -> Any:
+        items = source.fn(doc)
+        if not isinstance(items, list):
+            return None
+        return [build(element) for element in items]
+
+    consumed = [(*base, EVERY, *sub) for base in source.consumed for sub in item.consumed]
+    return Compiled(each, consumed)
+
+
+def _compile_pipe(steps: Any, loc: Loc, scope: Scope, label: str) -> tuple[Fn, bool]:
+    if not isinstance(steps, list) or not steps:
+        raise MapError("pipe takes a list of transforms", loc)
+    fns: list[Fn] = []
+    lossy = False
+    for i, step in enumerate(steps):
+        name, arg = _step_name_and_arg(step, (*loc, i))
+        transform = TRANSFORMS.get(name)
+        if transform is None:
+            known = ", ".join(sorted(TRANSFORMS))
+            raise MapError(f"unknown transform {name!r} (known: {known})", (*loc, i))
+        if transform.needs_arg and arg is None:
+            raise MapError(f"transform {name!r} needs an argument: {{{name}: ...}}", (*loc, i))
+        try:
+            fn = transform.build(arg, scope.enums)
+        except MapError as exc:
+            raise MapError(exc.message, (*loc, i)) from exc
+        fns.append(_guard(fn, transform.scalar, transform.sees_none, scope.strict, label))
+        lossy = lossy or transform.lossy
+    return _chain(*fns), lossy
+
+
+def _step_name_and_arg(step: Any, loc: Loc) -> tuple[str, Any]:
+    if isinstance(step, str):
+        return step, None
+    if isinstance(step, dict) and len(step) == 1:
+        [(name, arg)] = step.items()
+        return str(name), arg
+    raise MapError("a transform is a name or {name: argument}", loc)
+
+
+def _guard(fn: Fn, scalar: bool, sees_none: bool, strict: bool, label: str) -> Fn:
+    """Apply ``fn`` per element for scalar transforms; decide what a failed conversion means."""
+
+    def convert(value: Any) -> Any:
+        try:
+            return fn(value)
+        except (ValueError, TypeError, KeyError) as exc:
+            if strict:
+                raise TranslationError(label, str(exc)) from exc
+            return None
+
+    if scalar:
+        return lambda value: (
+            None
+            if value is None
+            else [None if v is None else convert(v) for v in value]
+            if isinstance(value, list)
+            else convert(value)
+        )
+    if sees_none:
+        return convert
+    return lambda value: None if value is None else convert(value)
+
+
+def _chain(*fns: Fn) -> Fn:
+    if len(fns) == 1:
+        return fns[0]
+
+    def chained(value: Any) -> Any:
+        for fn in fns:
+            value = fn(value)
+        return value
+
+    return chained
+
+
+def _with_default(fn: Fn, default: Any) -> Fn:
+    def defaulted(doc: Any) -> Any:
+        value = fn(doc)
+        return default if value is None else value
+
+    return defaulted

@@ -1,0 +1,60 @@
+"""Reads every map file in a folder, validates and compiles it, and reports problems by line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.mapping.compiler import VendorMap, compile_map
+from gateway.mapping.spec import MapSpec
+from gateway.mapping.transforms import MapError
+from gateway.problems import Problem, at, from_validation
+from gateway.yamlsrc import YamlProblem, load_yaml
+
+
+def load_maps(directory: Path) -> tuple[dict[str, VendorMap], list[Problem]]:
+    """Every ``*.yaml`` in ``directory`` compiled, keyed by vendor name and alias."""
+    maps: dict[str, VendorMap] = {}
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        return maps, [Problem(str(directory), 1, "the mappings folder does not exist")]
+    for path in sorted(directory.glob("*.yaml")):
+        vendor_map, found = load_map(path)
+        problems.extend(found)
+        if vendor_map is None:
+            continue
+        for name in (vendor_map.name, *vendor_map.aliases):
+            if name in maps:
+                problems.append(
+                    Problem(str(path), 1, f"vendor name {name!r} is already taken by another map")
+                )
+            maps[name] = vendor_map
+    return maps, problems
+
+
+def load_map(path: Path) -> tuple[VendorMap | None, list[Problem]]:
+    try:
+        source = load_yaml(path)
+    except YamlProblem as exc:
+        return None, [Problem(str(exc.path), exc.line, exc.message)]
+    if not isinstance(source.data, dict):
+        return None, [
+            at(source, (), "a map file is an object with vendor, base_url and operations")
+        ]
+    try:
+        spec = MapSpec.model_validate(source.data)
+    except ValidationError as exc:
+        return None, from_validation(source, exc)
+    if spec.vendor != path.stem:
+        return None, [
+            at(
+                source,
+                ("vendor",),
+                f"vendor {spec.vendor!r} must match the file name {path.stem!r}",
+            )
+        ]
+    try:
+        return compile_map(spec), []
+    except MapError as exc:
+        return None, [at(source, exc.loc, exc.message)]

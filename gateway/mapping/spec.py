@@ -1,0 +1,149 @@
+"""The structure of a vendor map file, validated before anything is compiled.
+
+Expressions inside it stay ``Any`` here: the expression compiler checks them and says where.
+``gateway schema`` writes this structure as JSON Schema for editors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OperationName = Literal[
+    "create",
+    "get",
+    "list",
+    "update",
+    "delete",
+    "pause",
+    "resume",
+    "cancel",
+    "recipients_list",
+    "recipients_add",
+]
+OPERATION_NAMES: tuple[str, ...] = OperationName.__args__  # type: ignore[attr-defined]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuthSpec(Spec):
+    """Headers and query values sent with every request; ``{credentials.NAME}`` and ``{params.NAME}`` are filled in."""
+
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+
+
+class EnumSpec(Spec):
+    """Vendor word -> canonical value. ``unknown`` (required) is what a word not listed becomes."""
+
+    map: dict[str, Any]
+    unknown: Any = Field(description="What a vendor word not in `map` becomes (a value, or null)")
+    reverse: dict[str, str] | None = Field(
+        default=None,
+        description="Canonical value -> vendor word; defaults to the first word mapping to it",
+    )
+    ignore_case: bool = False
+
+
+class ErrorSpec(Spec):
+    message: list[str] = Field(
+        default=["message", "error.message", "error", "detail"], description="Paths tried in turn"
+    )
+    codes: dict[int, str] = Field(
+        default={}, description="Upstream HTTP status -> canonical error code overrides"
+    )
+
+
+class PartSpec(Spec):
+    """One multipart field: an expression (``value``) or an object built by a field map (``fields``)."""
+
+    value: Any = Field(
+        default=None, description="An expression; objects and lists are sent as JSON"
+    )
+    fields: dict[str, Any] | None = Field(
+        default=None, description="A field map; the object is sent as JSON"
+    )
+    filename: str | None = None
+    content_type: str | None = None
+
+
+class RequestSpec(Spec):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(
+        description="Appended to the base URL; {id}, {params.NAME} are filled in, percent-encoded"
+    )
+    query: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    body: dict[str, Any] | None = Field(
+        default=None, description="A field map building the JSON body"
+    )
+    body_from: Any = Field(
+        default=None, description="An expression giving the whole JSON body (e.g. an array)"
+    )
+    multipart: dict[str, PartSpec] | None = None
+
+
+class ResponseSpec(Spec):
+    unwrap: str | None = Field(
+        default=None, description="Path to the payload inside the vendor's envelope"
+    )
+    shape: str | None = Field(
+        default=None, description="Name of the shape the payload (or each item) maps through"
+    )
+    items: Any = Field(
+        default=None, description="List operations: expression for the array of items"
+    )
+    total: str | None = Field(
+        default=None, description="List operations: path to the total count, if the vendor gives it"
+    )
+    next_cursor: Any = Field(
+        default=None, description="List operations: expression for the vendor's own next-page token"
+    )
+
+
+class OperationSpec(Spec):
+    request: RequestSpec
+    response: ResponseSpec = ResponseSpec()
+    idempotent: bool | None = Field(
+        default=None, description="Safe to retry; defaults to true for GET, PUT, DELETE"
+    )
+    refetch: bool = Field(
+        default=False, description="Answer with a fresh `get` of the id the vendor returned"
+    )
+    required: list[str] = Field(
+        default=[],
+        description="Canonical body fields this vendor needs; a request without one is a 422",
+    )
+    fan_out: str | None = Field(
+        default=None,
+        description="Path to a list in the request: one upstream call per element, as `item`",
+    )
+    unsupported: list[str] = Field(
+        default=[],
+        description="Canonical body fields this vendor cannot carry; a request setting one is a 422",
+    )
+    paging: Literal["vendor", "gateway"] = Field(
+        default="vendor",
+        description="gateway: the vendor returns everything and the gateway pages it",
+    )
+
+
+class MapSpec(Spec):
+    vendor: str
+    description: str | None = None
+    aliases: list[str] = []
+    base_url: str = Field(
+        description="Default upstream; {params.NAME} is filled in from the connection"
+    )
+    sandbox: str | None = Field(default=None, description="module:factory of the simulated vendor")
+    id_pattern: str | None = Field(
+        default=None, description="Regex a campaign id must match; others are 404"
+    )
+    auth: AuthSpec = AuthSpec()
+    errors: ErrorSpec = ErrorSpec()
+    enums: dict[str, EnumSpec] = {}
+    shapes: dict[str, dict[str, Any]] = {}
+    operations: dict[OperationName, OperationSpec]

@@ -1,0 +1,68 @@
+"""Maps a method and a raw request path to a canonical operation.
+
+Routing reads the raw path and decodes each segment on its own, so an id such as ``a%2Fb``
+stays one id (``a/b``) instead of turning into two path segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from gateway.errors import MethodNotAllowed, NotFound
+
+WRITE, READ = "campaigns:write", "campaigns:read"
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: str
+    scope: str
+    has_body: bool = False
+
+
+_COLLECTION = {"GET": Route("list", READ), "POST": Route("create", WRITE, has_body=True)}
+_ITEM = {
+    "GET": Route("get", READ),
+    "PATCH": Route("update", WRITE, has_body=True),
+    "DELETE": Route("delete", WRITE),
+}
+_ACTIONS = {action: {"POST": Route(action, WRITE)} for action in ("pause", "resume", "cancel")}
+_RECIPIENTS = {
+    "GET": Route("recipients_list", READ),
+    "POST": Route("recipients_add", WRITE, has_body=True),
+}
+_CONNECTIONS = {"GET": Route("connections", READ)}
+
+
+def match(method: str, raw_path: str) -> tuple[Route, str | None] | None:
+    """The route and campaign id for an API path; None when the path is not under /v1."""
+    segments = raw_path.split("/")
+    if len(segments) < 3 or segments[0] != "" or segments[1] != "v1":
+        return None
+    rest = segments[2:]
+    if rest == ["connections"]:
+        return _pick(_CONNECTIONS, method), None
+    if rest[0] != "campaigns":
+        raise NotFound("no such endpoint")
+    if len(rest) == 1:
+        return _pick(_COLLECTION, method), None
+    campaign_id = unquote(rest[1])
+    if not campaign_id:
+        raise NotFound("no such endpoint")
+    if len(rest) == 2:
+        return _pick(_ITEM, method), campaign_id
+    if len(rest) == 3 and rest[2] == "recipients":
+        return _pick(_RECIPIENTS, method), campaign_id
+    if len(rest) == 3 and rest[2] in _ACTIONS:
+        return _pick(_ACTIONS[rest[2]], method), campaign_id
+    raise NotFound("no such endpoint")
+
+
+def _pick(routes: dict[str, Route], method: str) -> Route:
+    route = routes.get(method)
+    if route is None:
+        raise MethodNotAllowed(
+            f"method {method} is not allowed here", headers={"Allow": ", ".join(sorted(routes))}
+        )
+    return route

@@ -1,0 +1,146 @@
+"""One pooled HTTP client per connection, and the translation of upstream faults into our errors.
+
+The client never knows how bytes move: a transport does (httpx's design). Production uses
+aiohttp, ``base_url: sandbox`` the in-process simulated vendor (ASGI, no socket), and unit
+tests an httpx MockTransport. One code path for all three.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+
+from gateway.config import Connection
+from gateway.errors import (
+    ERRORS_BY_CODE,
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.mapping import UpstreamRequest
+from gateway.transport import (
+    AiohttpTransport,
+    HttpxTransport,
+    Transport,
+    TransportTimeout,
+    TransportUnreachable,
+)
+
+# Upstream HTTP status -> canonical error code, unless the vendor's map overrides it.
+STATUS_CODES: dict[int, str] = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "upstream_unavailable",
+    504: "upstream_timeout",
+}
+_MAX_MESSAGE = 300
+
+
+def sandbox_app(reference: str) -> Any:
+    """Build the simulated vendor named by a map's ``sandbox: module:factory``."""
+    module_name, _, factory = reference.partition(":")
+    return getattr(importlib.import_module(module_name), factory)()
+
+
+class Upstream:
+    """The HTTP client of one connection, with the connection's auth applied to every request."""
+
+    def __init__(self, connection: Connection, transport: Transport | None = None) -> None:
+        self.connection = connection
+        if transport is None:
+            transport = (
+                HttpxTransport(
+                    httpx.ASGITransport(app=sandbox_app(connection.map.sandbox or "")),
+                    connection.timeouts,
+                )
+                if connection.sandbox
+                else AiohttpTransport(connection.timeouts)
+            )
+        self.transport = transport
+        self._headers = {"accept": "application/json", **connection.auth_headers}
+
+    async def send(self, request: UpstreamRequest) -> tuple[int, Any]:
+        """Send ``request``; answer the status and the decoded JSON body, or raise a GatewayError."""
+        vendor = self.connection.vendor
+        url = self.connection.base_url + request.path
+        query = {**request.query, **self.connection.auth_query}
+        if query:
+            url += "?" + urlencode(query, doseq=True)
+        headers, body = _encode(request, self._headers)
+        try:
+            status, response_headers, content = await self.transport.send(
+                request.method, url, headers, body
+            )
+        except TransportTimeout as exc:
+            raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
+        except TransportUnreachable as exc:
+            raise UpstreamUnavailable(f"{vendor} could not be reached", vendor=vendor) from exc
+        answer = _decode(content)
+        if status >= 400:
+            raise self.error(status, answer, response_headers.get("retry-after"))
+        if answer is _NOT_JSON:
+            raise UpstreamError(
+                f"{vendor} answered with a body that is not JSON",
+                vendor=vendor,
+                upstream_status=status,
+            )
+        return status, answer
+
+    def error(self, status: int, body: Any, retry_after: str | None) -> GatewayError:
+        vendor_map, vendor = self.connection.map, self.connection.vendor
+        code = vendor_map.error_codes.get(status) or STATUS_CODES.get(status, "upstream_error")
+        said = vendor_map.error_message(body) if body is not _NOT_JSON else None
+        if said is None:
+            message = f"{vendor} answered HTTP {status}"
+        else:
+            text = said if isinstance(said, str) else orjson.dumps(said).decode()
+            message = f"{vendor}: {self.redact(text)[:_MAX_MESSAGE]}"
+        headers = {"Retry-After": retry_after} if retry_after and code == "rate_limited" else None
+        return ERRORS_BY_CODE[code](message, vendor=vendor, upstream_status=status, headers=headers)
+
+    def redact(self, text: str) -> str:
+        """Blank out any credential of this connection that a vendor echoed back."""
+        for secret in self.connection.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
+_NOT_JSON = object()
+
+
+def _encode(
+    request: UpstreamRequest, base_headers: dict[str, str]
+) -> tuple[dict[str, str], bytes | None]:
+    """The request's body as bytes, with its content type."""
+    headers = {**base_headers, **request.headers}
+    if request.files is not None or request.data is not None:
+        # Multipart is rare (file uploads): httpx's encoder builds it, boundary and all.
+        encoded = httpx.Request("POST", "http://upstream", data=request.data, files=request.files)
+        headers["content-type"] = encoded.headers["content-type"]
+        return headers, encoded.read()
+    if request.json is not None:
+        headers["content-type"] = "application/json"
+        return headers, orjson.dumps(request.json)
+    return headers, None
+
+
+def _decode(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
