@@ -144,9 +144,7 @@ def fetcher_factory(client: str) -> FetcherFactory:
     raise ValueError(f"unknown client {client!r}")
 
 
-def proxy_app(
-    client: str, upstream: str, on_shutdown: Callable[[], None] | None = None
-) -> Starlette:
+def proxy_app(client: str, upstream: str, on_shutdown: Callable[[], None] | None = None) -> Starlette:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -234,10 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         finder = hide_module("sniffio")
         # uvicorn re-raises SIGTERM after shutting down, so report from the lifespan, not atexit
         on_shutdown = partial(report_attempts, finder)
-    if args.role == "upstream":
-        app = upstream_app()
-    else:
-        app = proxy_app(args.client, args.upstream, on_shutdown)
+    app = upstream_app() if args.role == "upstream" else proxy_app(args.client, args.upstream, on_shutdown)
     if args.hide_sniffio:
         import httpx  # noqa: F401  (pulls in httpcore and anyio, whose import probes sniffio)
 

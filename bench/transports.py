@@ -286,9 +286,7 @@ def measure(target: Server, variant: Variant, settings: Settings) -> list[Cell]:
     return cells
 
 
-def bench_variant(
-    variant: Variant, upstream: Server, expected: bytes, workdir: Path, settings: Settings
-) -> list[Cell]:
+def bench_variant(variant: Variant, upstream: Server, expected: bytes, workdir: Path, settings: Settings) -> list[Cell]:
     if variant.client is None:
         return measure(upstream, variant, settings)
     args = proxy_args(variant, upstream)
@@ -357,10 +355,7 @@ def ratio_line(cells: dict[tuple[str, int], Cell], name: str, base: str, c: int)
     a, b = cells.get((name, c)), cells.get((base, c))
     if not (a and b and b.rps):
         return None
-    return (
-        f"  c={c:<3} {name} / {base}: {a.rps / b.rps:.2f}x req/s, "
-        f"CPU {a.cpu_us:.0f} vs {b.cpu_us:.0f} us/req"
-    )
+    return f"  c={c:<3} {name} / {base}: {a.rps / b.rps:.2f}x req/s, CPU {a.cpu_us:.0f} vs {b.cpu_us:.0f} us/req"
 
 
 def print_summary(cells: dict[tuple[str, int], Cell], settings: Settings) -> None:

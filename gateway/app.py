@@ -163,9 +163,7 @@ class GatewayApp:
             await send({"type": "http.response.body", "body": b""})
             return 204
         body = orjson.dumps(
-            {"data": result.items, "next_cursor": result.next_cursor}
-            if isinstance(result, Page)
-            else result
+            {"data": result.items, "next_cursor": result.next_cursor} if isinstance(result, Page) else result
         )
         if cache_key is not None:
             self.cache.put(cache_key, body)
@@ -277,9 +275,7 @@ def _call(operation: str, campaign_id: str | None, query: list[tuple[str, str]])
     """The engine call for a route and its query string; bad query values are a 422 naming each."""
     values = dict(query)
     details: list[dict[str, str]] = []
-    call = Call(
-        operation, id=campaign_id, include_vendor_data=values.get("include") == "vendor_data"
-    )
+    call = Call(operation, id=campaign_id, include_vendor_data=values.get("include") == "vendor_data")
     if "include" in values and values["include"] != "vendor_data":
         details.append({"field": "include", "message": "the only value is vendor_data"})
     if "limit" in values:
@@ -310,9 +306,7 @@ async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -
     try:
         model = BODY_MODELS[operation].model_validate_json(raw)
     except ValidationError as exc:
-        raise ValidationFailed(
-            "the request body is not valid", details=validation_details(exc)
-        ) from exc
+        raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
     return model.model_dump(mode="json", exclude_none=True)
 
 

@@ -26,9 +26,7 @@ class Entry(NamedTuple):
 class ResponseCache:
     def __init__(self, spec: CacheSpec) -> None:
         self.enabled = spec.ttl_seconds > 0
-        self._entries: TTLCache[CacheKey, Entry] = TTLCache(
-            maxsize=spec.max_entries, ttl=spec.ttl_seconds or 1
-        )
+        self._entries: TTLCache[CacheKey, Entry] = TTLCache(maxsize=spec.max_entries, ttl=spec.ttl_seconds or 1)
 
     def get(self, key: CacheKey) -> Entry | None:
         return self._entries.get(key) if self.enabled else None
@@ -45,9 +43,7 @@ class ResponseCache:
         stale = [
             key
             for key in list(self._entries.keys())
-            if key[0] == tenant
-            and key[1] == connection
-            and (key[2] in LIST_OPERATIONS or key[3] == campaign_id)
+            if key[0] == tenant and key[1] == connection and (key[2] in LIST_OPERATIONS or key[3] == campaign_id)
         ]
         for key in stale:
             self._entries.pop(key, None)

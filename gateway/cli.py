@@ -32,9 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.set_defaults(run=_check)
 
-    keys = commands.add_parser("keys", help="manage gateway API keys").add_subparsers(
-        required=True, metavar="ACTION"
-    )
+    keys = commands.add_parser("keys", help="manage gateway API keys").add_subparsers(required=True, metavar="ACTION")
     new = keys.add_parser("new", help="make a key; prints it once with its config entry")
     new.add_argument("--tenant", required=True)
     new.add_argument("--scope", action="append", choices=SCOPES, dest="scopes")
@@ -50,9 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=None, help="default: ./config.yaml or $GATEWAY_CONFIG"
-    )
+    parser.add_argument("--config", type=Path, default=None, help="default: ./config.yaml or $GATEWAY_CONFIG")
 
 
 def _load(path: Path | None) -> tuple[Path, Config | None, list[Problem]]:
@@ -108,9 +104,7 @@ def _keys_new(args: argparse.Namespace) -> int:
     print("New key (shown once; store it now):", file=sys.stderr)
     print(key)
     print(f"\nConfig entry for tenant {args.tenant} (under keys:):", file=sys.stderr)
-    print(
-        f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]'
-    )
+    print(f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]')
     return 0
 
 
@@ -126,9 +120,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         _report(problems)
         print(f"no sandbox for vendor {args.vendor!r} in {args.mappings}", file=sys.stderr)
         return 1
-    uvicorn.run(
-        sandbox_app(vendor_map.sandbox), host="127.0.0.1", port=args.port, log_level="warning"
-    )
+    uvicorn.run(sandbox_app(vendor_map.sandbox), host="127.0.0.1", port=args.port, log_level="warning")
     return 0
 
 

@@ -103,9 +103,7 @@ def default_config_path() -> Path:
     return Path(os.environ.get("GATEWAY_CONFIG", "config.yaml"))
 
 
-def load_config(
-    path: Path, environ: Mapping[str, str] | None = None
-) -> tuple[Config | None, list[Problem]]:
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config | None, list[Problem]]:
     """The config at ``path`` with every map it names, or None and the problems found."""
     environ = os.environ if environ is None else environ
     try:
@@ -125,9 +123,7 @@ def load_config(
             problems.append(at(source, (*loc, "id"), f"tenant {tenant_spec.id!r} is defined twice"))
         tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {})
         for c, conn_spec in enumerate(tenant_spec.connections):
-            connection = _connection(
-                conn_spec, maps, environ, source, (*loc, "connections", c), problems
-            )
+            connection = _connection(conn_spec, maps, environ, source, (*loc, "connections", c), problems)
             if conn_spec.name in tenant.connections:
                 problems.append(
                     at(
@@ -183,9 +179,7 @@ def _connection(
     credentials = _resolve_env(spec.credentials, environ, source, (*loc, "credentials"), problems)
     params = _resolve_env(spec.params, environ, source, (*loc, "params"), problems)
     for name in sorted(vendor_map.required_credentials - set(credentials)):
-        problems.append(
-            at(source, (*loc, "credentials"), f"vendor {spec.vendor} needs credentials.{name}")
-        )
+        problems.append(at(source, (*loc, "credentials"), f"vendor {spec.vendor} needs credentials.{name}"))
     for name in sorted(vendor_map.required_params - set(params)):
         problems.append(at(source, (*loc, "params"), f"vendor {spec.vendor} needs params.{name}"))
     for name, value in params.items():

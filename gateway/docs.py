@@ -31,20 +31,13 @@ def render_docs(openapi: dict[str, Any]) -> str:
     parts.append("<h2>Schemas</h2>")
     for name, schema in openapi["components"]["schemas"].items():
         body = html.escape(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
-        parts.append(
-            f"<details><summary><code>{html.escape(name)}</code></summary><pre>{body}</pre></details>"
-        )
+        parts.append(f"<details><summary><code>{html.escape(name)}</code></summary><pre>{body}</pre></details>")
     return "".join(parts)
 
 
 def _operation(path: str, method: str, operation: dict[str, Any]) -> str:
     statuses = ", ".join(operation["responses"])
-    request = (
-        operation.get("requestBody", {})
-        .get("content", {})
-        .get("application/json", {})
-        .get("schema", {})
-    )
+    request = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
     body = html.escape(request.get("$ref", "").rsplit("/", 1)[-1])
     return (
         f"<div class=op><p><span class='m {method}'>{method.upper()}</span> <code>{html.escape(path)}</code>"

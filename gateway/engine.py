@@ -39,19 +39,11 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
     vendor = connection.vendor
     operation = connection.map.operations.get(call.operation)
     if operation is None:
-        raise OperationNotSupported(
-            f"{vendor} does not offer the operation {call.operation}", vendor=vendor
-        )
-    if (
-        call.id is not None
-        and connection.map.id_pattern
-        and not connection.map.id_pattern.fullmatch(call.id)
-    ):
+        raise OperationNotSupported(f"{vendor} does not offer the operation {call.operation}", vendor=vendor)
+    if call.id is not None and connection.map.id_pattern and not connection.map.id_pattern.fullmatch(call.id):
         raise NotFound(f"campaign {call.id} not found at {connection.name}", vendor=vendor)
     if call.cursor is not None and not operation.takes_cursor and call.cursor != str(call.offset):
-        raise ValidationFailed(
-            "invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API gave"}]
-        )
+        raise ValidationFailed("invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API gave"}])
     body = call.body
     if body is not None:
         _check_fields(operation, body, vendor)
@@ -77,9 +69,7 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
             upstream,
             Call("get", id=result["id"], include_vendor_data=call.include_vendor_data),
         )
-    return _finish(
-        connection, operation.kind, result, call, filtered_upstream=operation.filters_status
-    )
+    return _finish(connection, operation.kind, result, call, filtered_upstream=operation.filters_status)
 
 
 async def _exchange(
@@ -106,14 +96,10 @@ async def _exchange(
     try:
         return operation.parse_response(answer, context, include_vendor_data)
     except MalformedResponse as exc:
-        raise UpstreamError(
-            f"{vendor} answered in a shape the map cannot read: {exc}", vendor=vendor
-        ) from exc
+        raise UpstreamError(f"{vendor} answered in a shape the map cannot read: {exc}", vendor=vendor) from exc
 
 
-async def _fan_out(
-    operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call
-) -> Any:
+async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
     """One upstream call per element (vendors that add one recipient at a time), in order.
 
     Partial success is reported per element; when every element fails, the first error is the answer.
@@ -124,11 +110,7 @@ async def _fan_out(
     first_error: GatewayError | None = None
     for index, item in enumerate(items):
         try:
-            results.append(
-                await _exchange(
-                    operation, upstream, {**context, "item": item}, call.include_vendor_data
-                )
-            )
+            results.append(await _exchange(operation, upstream, {**context, "item": item}, call.include_vendor_data))
         except GatewayError as error:
             first_error = first_error or error
             errors.append({"index": index, "code": error.code, "message": error.message})
@@ -144,9 +126,7 @@ async def _fan_out(
     return _finish(upstream.connection, operation.kind, answer, call, filtered_upstream=False)
 
 
-def _finish(
-    connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool
-) -> Any:
+def _finish(connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool) -> Any:
     if kind == "campaign":
         return _campaign(connection, result)
     if kind == "campaign_page":
@@ -185,9 +165,7 @@ def _check_fields(operation: CompiledOperation, body: dict[str, Any], vendor: st
         if get(body) in _ABSENT
     ]
     if details:
-        raise ValidationFailed(
-            f"{vendor} cannot take this request as it is", vendor=vendor, details=details
-        )
+        raise ValidationFailed(f"{vendor} cannot take this request as it is", vendor=vendor, details=details)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,7 @@ def key_hash(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def authenticate(
-    config: Config, presented: str | None, now: datetime | None = None
-) -> tuple[Tenant, KeySpec]:
+def authenticate(config: Config, presented: str | None, now: datetime | None = None) -> tuple[Tenant, KeySpec]:
     """The tenant and key entry for ``presented``; unknown, expired and disabled keys look alike.
 
     The lookup is by hash, so no comparison ever runs over the secret itself.
@@ -32,9 +30,7 @@ def authenticate(
     if found is None:
         raise Unauthorized("missing or invalid API key")
     _tenant, key = found
-    if key.disabled or (
-        key.expires_at is not None and key.expires_at <= (now or datetime.now(UTC))
-    ):
+    if key.disabled or (key.expires_at is not None and key.expires_at <= (now or datetime.now(UTC))):
         raise Unauthorized("missing or invalid API key")
     return found
 

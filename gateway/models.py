@@ -35,9 +35,7 @@ E164 = Annotated[
         json_schema_extra={"pattern": _E164.pattern},
     ),
 ]
-TimeOfDay = Annotated[
-    str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$"), Field(examples=["09:00"])
-]
+TimeOfDay = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$"), Field(examples=["09:00"])]
 MAX_RECIPIENTS_PER_REQUEST = 1000
 
 
@@ -112,16 +110,12 @@ class CampaignCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     agent_id: str | None = Field(default=None, max_length=200)
     from_number: E164 | None = None
-    recipients: list[RecipientIn] = Field(
-        default_factory=list, max_length=MAX_RECIPIENTS_PER_REQUEST
-    )
+    recipients: list[RecipientIn] = Field(default_factory=list, max_length=MAX_RECIPIENTS_PER_REQUEST)
     start_at: AwareDatetime | None = Field(default=None, description="Absent = now")
     schedule: Schedule | None = None
     max_concurrent_calls: int | None = Field(default=None, ge=1, le=10000)
     retry: Retry | None = None
-    webhook_url: (
-        Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None
-    ) = None
+    webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None = None
     vendor_options: dict[str, Any] | None = Field(
         default=None,
         description="Merged into the vendor's request body, for features with no canonical field",

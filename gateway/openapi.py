@@ -51,12 +51,8 @@ def _operation(
     params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     status, model = ok
-    responses: dict[str, Any] = {
-        status: _json(model, "Success") if model else {"description": "Deleted"}
-    }
-    responses.update(
-        {code: _json(models.ErrorEnvelope, text) for code, text in _ERROR_STATUSES.items()}
-    )
+    responses: dict[str, Any] = {status: _json(model, "Success") if model else {"description": "Deleted"}}
+    responses.update({code: _json(models.ErrorEnvelope, text) for code, text in _ERROR_STATUSES.items()})
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [{"$ref": "#/components/parameters/XConnection"}, *(params or [])],
@@ -88,9 +84,7 @@ _ID = {
     "schema": {"type": "string"},
     "description": "The vendor's id",
 }
-_INCLUDE = _query(
-    "include", {"type": "string", "enum": ["vendor_data"]}, "Add vendor_data to each campaign"
-)
+_INCLUDE = _query("include", {"type": "string", "enum": ["vendor_data"]}, "Add vendor_data to each campaign")
 _PAGING = [
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size"),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
@@ -101,16 +95,12 @@ _STATUSES = ["draft", "scheduled", "active", "paused", "completed", "cancelled",
 def _paths() -> dict[str, Any]:
     campaign: tuple[str, type[BaseModel] | None] = ("200", models.Campaign)
     action = {
-        f"/v1/campaigns/{{id}}/{verb}": {
-            "post": _operation(f"{verb.capitalize()} a campaign", campaign, params=[_ID])
-        }
+        f"/v1/campaigns/{{id}}/{verb}": {"post": _operation(f"{verb.capitalize()} a campaign", campaign, params=[_ID])}
         for verb in ("pause", "resume", "cancel")
     }
     return {
         "/v1/campaigns": {
-            "post": _operation(
-                "Create a campaign", ("201", models.Campaign), models.CampaignCreate, [_INCLUDE]
-            ),
+            "post": _operation("Create a campaign", ("201", models.Campaign), models.CampaignCreate, [_INCLUDE]),
             "get": _operation(
                 "List campaigns",
                 ("200", models.CampaignPage),
@@ -128,23 +118,15 @@ def _paths() -> dict[str, Any]:
         },
         **action,
         "/v1/campaigns/{id}/recipients": {
-            "get": _operation(
-                "List recipients", ("200", models.RecipientPage), params=[_ID, *_PAGING]
-            ),
-            "post": _operation(
-                "Add recipients", ("200", models.RecipientsAdded), models.RecipientsAdd, [_ID]
-            ),
+            "get": _operation("List recipients", ("200", models.RecipientPage), params=[_ID, *_PAGING]),
+            "post": _operation("Add recipients", ("200", models.RecipientsAdded), models.RecipientsAdd, [_ID]),
         },
-        "/v1/connections": {
-            "get": _operation("The caller's connections", ("200", models.ConnectionList))
-        },
+        "/v1/connections": {"get": _operation("The caller's connections", ("200", models.ConnectionList))},
     }
 
 
 def build_openapi() -> dict[str, Any]:
-    members = [(m, "validation") for m in _REQUEST_MODELS] + [
-        (m, "serialization") for m in _RESPONSE_MODELS
-    ]
+    members = [(m, "validation") for m in _REQUEST_MODELS] + [(m, "serialization") for m in _RESPONSE_MODELS]
     _, schema = models_json_schema(members, ref_template="#/components/schemas/{model}")
     return {
         "openapi": "3.1.0",

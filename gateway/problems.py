@@ -23,9 +23,7 @@ def at(source: SourceFile, loc: tuple[str | int, ...], message: str) -> Problem:
     return Problem(str(source.path), source.line_of(loc), message)
 
 
-def from_validation(
-    source: SourceFile, error: ValidationError, prefix: tuple[str | int, ...] = ()
-) -> list[Problem]:
+def from_validation(source: SourceFile, error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
     """One Problem per pydantic error, placed on the line of the offending key."""
     problems = []
     for item in error.errors():

@@ -62,7 +62,5 @@ def match(method: str, raw_path: str) -> tuple[Route, str | None] | None:
 def _pick(routes: dict[str, Route], method: str) -> Route:
     route = routes.get(method)
     if route is None:
-        raise MethodNotAllowed(
-            f"method {method} is not allowed here", headers={"Allow": ", ".join(sorted(routes))}
-        )
+        raise MethodNotAllowed(f"method {method} is not allowed here", headers={"Allow": ", ".join(sorted(routes))})
     return route

@@ -31,9 +31,7 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ["tenant", "connection", "vendor", "operation", "status"]
-        self.requests = Counter(
-            "gateway_requests", "Requests answered", labels, registry=self.registry
-        )
+        self.requests = Counter("gateway_requests", "Requests answered", labels, registry=self.registry)
         self.latency = Histogram(
             "gateway_request_duration_seconds",
             "Time to answer a request",
@@ -59,9 +57,7 @@ class Telemetry:
 
     def record(self, record: RequestRecord) -> None:
         vendor, operation = record.vendor or "", record.operation or ""
-        self.requests.labels(
-            record.tenant or "", record.connection or "", vendor, operation, str(record.status)
-        ).inc()
+        self.requests.labels(record.tenant or "", record.connection or "", vendor, operation, str(record.status)).inc()
         self.latency.labels(vendor, operation).observe(record.ms / 1000)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(orjson.dumps(asdict(record)).decode())

@@ -8,7 +8,6 @@ tests (MockTransport): both are behind the same interface.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -39,9 +38,7 @@ class AiohttpTransport:
     """A pooled aiohttp session, made on first use inside the running event loop."""
 
     def __init__(self, timeouts: TimeoutSpec) -> None:
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
         self._session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -60,7 +57,7 @@ class AiohttpTransport:
                 method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
             ) as response:
                 return response.status, response.headers, await response.read()
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TransportTimeout(str(exc)) from exc
         except aiohttp.ClientError as exc:
             raise TransportUnreachable(type(exc).__name__) from exc
@@ -75,9 +72,7 @@ class HttpxTransport:
 
     def __init__(self, transport: httpx.AsyncBaseTransport, timeouts: TimeoutSpec) -> None:
         timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect)
-        self._client = httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False
-        )
+        self._client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None

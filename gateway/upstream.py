@@ -78,9 +78,7 @@ class Upstream:
             url += "?" + urlencode(query, doseq=True)
         headers, body = _encode(request, self._headers)
         try:
-            status, response_headers, content = await self.transport.send(
-                request.method, url, headers, body
-            )
+            status, response_headers, content = await self.transport.send(request.method, url, headers, body)
         except TransportTimeout as exc:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
         except TransportUnreachable as exc:
@@ -121,9 +119,7 @@ class Upstream:
 _NOT_JSON = object()
 
 
-def _encode(
-    request: UpstreamRequest, base_headers: dict[str, str]
-) -> tuple[dict[str, str], bytes | None]:
+def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dict[str, str], bytes | None]:
     """The request's body as bytes, with its content type."""
     headers = {**base_headers, **request.headers}
     if request.files is not None or request.data is not None:

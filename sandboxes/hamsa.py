@@ -270,9 +270,7 @@ def _create_input(body: Any) -> dict[str, Any]:
         "recipients": _recipients(_present(body, "recipients")),
         **_schedule(body),
         "timeRange": _time_range(_present(body, "timeRange")),
-        "reservedConcurrency": _positive_int(
-            _present(body, "reservedConcurrency"), "reservedConcurrency"
-        ),
+        "reservedConcurrency": _positive_int(_present(body, "reservedConcurrency"), "reservedConcurrency"),
         "webhookUrl": None if webhook is None else _http_url(webhook, "webhookUrl"),
     }
 
@@ -389,9 +387,7 @@ class _HamsaApi:
         self.state.children[campaign["id"]] = [
             _recipient_record(campaign["id"], item, now) for item in fields["recipients"]
         ]
-        return _envelope(
-            campaign, "Campaign created successfully", "CAMPAIGN_CREATED_SUCCESSFULLY", 201
-        )
+        return _envelope(campaign, "Campaign created successfully", "CAMPAIGN_CREATED_SUCCESSFULLY", 201)
 
     async def get(self, request: Request) -> Response:
         campaign = self._campaign(request.path_params["campaign_id"])
@@ -412,18 +408,14 @@ class _HamsaApi:
             _uuid(agent_id, "voiceAgentId")
         search = request.query_params.get("search")
         found = [
-            campaign
-            for campaign in reversed(self.state.campaigns.values())
-            if _matches(campaign, agent_id, search)
+            campaign for campaign in reversed(self.state.campaigns.values()) if _matches(campaign, agent_id, search)
         ]
         page = [
             {**campaign, "recipientsCount": len(self.state.children[campaign["id"]])}
             for campaign in found[skip : skip + take]
         ]
         data = {"campaigns": page, "totalCount": len(found), "returnedCount": len(page)}
-        return _envelope(
-            data, "Campaigns retrieved successfully", "CAMPAIGNS_RETRIEVED_SUCCESSFULLY"
-        )
+        return _envelope(data, "Campaigns retrieved successfully", "CAMPAIGNS_RETRIEVED_SUCCESSFULLY")
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

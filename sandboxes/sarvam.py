@@ -405,9 +405,7 @@ def _transformation(raw: bytes, header: list[str]) -> CohortTransformation:
     return mapping
 
 
-def _cohort_records(
-    rows: list[dict[str, str]], mapping: CohortTransformation
-) -> tuple[list[dict[str, Any]], int]:
+def _cohort_records(rows: list[dict[str, str]], mapping: CohortTransformation) -> tuple[list[dict[str, Any]], int]:
     """The valid rows as recipient records, and how many rows were rejected."""
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -491,10 +489,7 @@ class SarvamSandbox:
         now = self.clock()
         if datetime.fromisoformat(record["end_timestamp"]) <= now:
             record["status"] = "ended"
-        elif (
-            record["status"] == "scheduled"
-            and datetime.fromisoformat(record["start_timestamp"]) <= now
-        ):
+        elif record["status"] == "scheduled" and datetime.fromisoformat(record["start_timestamp"]) <= now:
             record["status"] = "active"
         return record
 

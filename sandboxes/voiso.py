@@ -361,8 +361,7 @@ def _campaign_record(number: int, body: dict[str, Any], now: str) -> dict[str, A
         "amd_enabled": _given(body, "amd_enabled", False),
         "amd_voicemail_message": _voicemail(body),
         "caller_id_sets": [
-            {"phone_numbers": list(item["phone_numbers"])}
-            for item in _given(body, "caller_id_sets", [])
+            {"phone_numbers": list(item["phone_numbers"])} for item in _given(body, "caller_id_sets", [])
         ],
         "use_local_caller_id": _given(body, "use_local_caller_id", False),
         "asr_optimization_enabled": _given(body, "asr_optimization_enabled", False),
@@ -398,9 +397,7 @@ async def _json_body(request: Request, kind: type) -> Any:
 
 def _list_query(request: Request) -> dict[str, Any]:
     """The paging and filters of a list request, defaults filled in (422 when malformed)."""
-    query: dict[str, Any] = {
-        key: request.query_params[key] for key in _LIST_QUERY if key in request.query_params
-    }
+    query: dict[str, Any] = {key: request.query_params[key] for key in _LIST_QUERY if key in request.query_params}
     for field in ("limit", "offset"):
         if field in query and _SHORT_DIGITS.fullmatch(query[field]):
             query[field] = int(query[field])

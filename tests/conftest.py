@@ -32,16 +32,12 @@ async def demo_client(demo_config: Config) -> AsyncIterator[httpx.AsyncClient]:
     app = GatewayApp(demo_config)
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {DEMO_KEY}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://gateway", headers=headers
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
         yield client
     await app.aclose()
 
 
-def write_config(
-    directory: Path, connections: list[dict], mappings_dir: Path = MAPPINGS, **extra: object
-) -> Path:
+def write_config(directory: Path, connections: list[dict], mappings_dir: Path = MAPPINGS, **extra: object) -> Path:
     """A config with one tenant `t1` (key TEST_KEY) holding ``connections``; the first is the default."""
     document = {
         "mappings_dir": str(mappings_dir),

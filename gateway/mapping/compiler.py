@@ -104,21 +104,15 @@ class VendorMap:
     required_params: set[str]
     required_credentials: set[str]
 
-    def render_auth(
-        self, credentials: dict[str, str], params: dict[str, str]
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
-        headers = {
-            name: render_template(value, context) for name, value in self.auth_headers.items()
-        }
+        headers = {name: render_template(value, context) for name, value in self.auth_headers.items()}
         query = {name: render_template(value, context) for name, value in self.auth_query.items()}
         return headers, query
 
 
 def render_template(template: str, context: dict[str, Any]) -> str:
-    return _PLACEHOLDER.sub(
-        lambda m: str(compile_getter(parse_path(m[1]))(context) or ""), template
-    )
+    return _PLACEHOLDER.sub(lambda m: str(compile_getter(parse_path(m[1]))(context) or ""), template)
 
 
 def compile_map(spec: MapSpec) -> VendorMap:
@@ -151,9 +145,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         error_codes=spec.errors.codes,
         operations=operations,
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
-        required_credentials={
-            p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")
-        },
+        required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
     )
 
 
@@ -162,9 +154,7 @@ def _compile_enum(spec: Any) -> Enum:
     reverse = dict(spec.reverse or {})
     for word, canonical in spec.map.items():
         reverse.setdefault(canonical, word)
-    return Enum(
-        forward=forward, reverse=reverse, unknown=spec.unknown, ignore_case=spec.ignore_case
-    )
+    return Enum(forward=forward, reverse=reverse, unknown=spec.unknown, ignore_case=spec.ignore_case)
 
 
 def _compile_error_message(paths: list[str]) -> Fn:
@@ -199,11 +189,7 @@ def _compile_operation(
     kind = RESULT_KINDS[name]
     build, query_consumed = _compile_request(op.request, (*loc, "request"), request_scope)
     parse = _compile_response(name, kind, op, shapes, spec, (*loc, "response"), response_scope)
-    idempotent = (
-        op.idempotent
-        if op.idempotent is not None
-        else op.request.method in ("GET", "PUT", "DELETE")
-    )
+    idempotent = op.idempotent if op.idempotent is not None else op.request.method in ("GET", "PUT", "DELETE")
     return CompiledOperation(
         name=name,
         kind=kind,
@@ -236,15 +222,11 @@ def _compile_request(
         body = compile_fields(spec.body, (*loc, "body"), scope, omit_null=True)
     elif spec.body_from is not None:
         body = compile_expression(spec.body_from, (*loc, "body_from"), scope)
-    parts = (
-        _compile_multipart(spec.multipart, (*loc, "multipart"), scope) if spec.multipart else None
-    )
+    parts = _compile_multipart(spec.multipart, (*loc, "multipart"), scope) if spec.multipart else None
     method, headers = spec.method, spec.headers
 
     def build(context: dict[str, Any]) -> UpstreamRequest:
-        request = UpstreamRequest(
-            method=method, path=path(context), query=query.fn(context), headers=headers
-        )
+        request = UpstreamRequest(method=method, path=path(context), query=query.fn(context), headers=headers)
         if body is not None:
             return _replace(request, json=body.fn(context))
         if parts is not None:
@@ -294,9 +276,7 @@ def _compile_path_template(template: str, loc: Loc) -> Fn:
 def _compile_multipart(
     parts: dict[str, PartSpec], loc: Loc, scope: Scope
 ) -> Callable[[dict[str, Any]], tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]]:
-    compiled = [
-        (name, part, _compile_part(part, (*loc, name), scope)) for name, part in parts.items()
-    ]
+    compiled = [(name, part, _compile_part(part, (*loc, name), scope)) for name, part in parts.items()]
 
     def build(
         context: dict[str, Any],
@@ -342,11 +322,7 @@ def _compile_response(
     scope: Scope,
 ) -> Callable[[Any, dict[str, Any], bool], Any]:
     response = op.response
-    unwrap = (
-        compile_getter(_path(response.unwrap, (*loc, "unwrap")))
-        if response.unwrap
-        else (lambda doc: doc)
-    )
+    unwrap = compile_getter(_path(response.unwrap, (*loc, "unwrap"))) if response.unwrap else (lambda doc: doc)
     if kind == "empty":
         return lambda _body, _context, _include: None
     if op.fan_out:
@@ -356,9 +332,7 @@ def _compile_response(
     if kind in ("campaign", "recipients_added"):
         return lambda body, _context, include: shape(_object(unwrap(body)), include)
     if not response.items:
-        raise MapError(
-            f"operation {name} needs response.items: the path to the array of items", loc
-        )
+        raise MapError(f"operation {name} needs response.items: the path to the array of items", loc)
     items = compile_expression(response.items, (*loc, "items"), scope).fn
     total = compile_getter(_path(response.total, (*loc, "total"))) if response.total else None
     vendor_cursor = (
@@ -372,9 +346,7 @@ def _compile_response(
         doc = unwrap(body)
         found = items(doc)
         if not isinstance(found, list):
-            raise MalformedResponse(
-                "the vendor's answer has no list of items where the map expects one"
-            )
+            raise MalformedResponse("the vendor's answer has no list of items where the map expects one")
         offset, limit = context["page"]["offset"], context["page"]["limit"]
         if gateway_paging:
             page_items = found[offset : offset + limit]
@@ -384,9 +356,7 @@ def _compile_response(
             cursor = None if token in (None, "") else str(token)
         else:
             page_items, count = found, total(doc) if total else None
-            more = (
-                offset + len(found) < count if isinstance(count, int) else len(found) >= limit > 0
-            )
+            more = offset + len(found) < count if isinstance(count, int) else len(found) >= limit > 0
             cursor = str(offset + len(found)) if more and found else None
         return Page([shape(_object(item), include) for item in page_items], cursor)
 
@@ -427,9 +397,7 @@ def _shape(
 
 def _nested_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
     annotation = model.model_fields[name].annotation
-    options = (
-        typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    )
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     return next((o for o in options if isinstance(o, type) and issubclass(o, BaseModel)), None)
 
 
@@ -443,34 +411,25 @@ def _check_targets(fields: dict[str, Any], model: type[BaseModel], loc: Loc) -> 
                 (*loc, target),
             )
         nested = _nested_model(model, steps[0])
-        if len(steps) > 1 and (
-            nested is None or len(steps) != 2 or steps[1] not in nested.model_fields
-        ):
+        if len(steps) > 1 and (nested is None or len(steps) != 2 or steps[1] not in nested.model_fields):
             raise MapError(f"{target!r} is not a canonical field", (*loc, target))
 
 
-def _filler(
-    fields: dict[str, Any], model: type[BaseModel]
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _filler(fields: dict[str, Any], model: type[BaseModel]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Complete a shape's output: every canonical field present, null where the vendor says nothing."""
     top = [name for name in model.model_fields if name not in _ENGINE_FIELDS]
     has_id = "id" in model.model_fields and model.model_fields["id"].is_required()
     nested = {
         name: list(sub.model_fields)
         for name in top
-        if (sub := _nested_model(model, name)) is not None
-        and any(str(t).startswith(name + ".") for t in fields)
+        if (sub := _nested_model(model, name)) is not None and any(str(t).startswith(name + ".") for t in fields)
     }
 
     def fill(out: dict[str, Any]) -> dict[str, Any]:
         for name, subfields in nested.items():
             sub = out.get(name)
             if isinstance(sub, dict):
-                out[name] = (
-                    {f: sub.get(f) for f in subfields}
-                    if any(v is not None for v in sub.values())
-                    else None
-                )
+                out[name] = {f: sub.get(f) for f in subfields} if any(v is not None for v in sub.values()) else None
         result = {name: out.get(name) for name in top}
         if has_id:
             if result["id"] in (None, ""):

@@ -26,9 +26,7 @@ def load_maps(directory: Path) -> tuple[dict[str, VendorMap], list[Problem]]:
             continue
         for name in (vendor_map.name, *vendor_map.aliases):
             if name in maps:
-                problems.append(
-                    Problem(str(path), 1, f"vendor name {name!r} is already taken by another map")
-                )
+                problems.append(Problem(str(path), 1, f"vendor name {name!r} is already taken by another map"))
             maps[name] = vendor_map
     return maps, problems
 
@@ -39,9 +37,7 @@ def load_map(path: Path) -> tuple[VendorMap | None, list[Problem]]:
     except YamlProblem as exc:
         return None, [Problem(str(exc.path), exc.line, exc.message)]
     if not isinstance(source.data, dict):
-        return None, [
-            at(source, (), "a map file is an object with vendor, base_url and operations")
-        ]
+        return None, [at(source, (), "a map file is an object with vendor, base_url and operations")]
     try:
         spec = MapSpec.model_validate(source.data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ Target paths (where a value is written) take keys and indexes only.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -83,7 +84,7 @@ def compile_getter(path: Path) -> Callable[[Any], Any]:
 def set_at(doc: dict[str, Any], path: Path, value: Any) -> None:
     """Write ``value`` at ``path`` inside ``doc``, creating objects and lists on the way."""
     node: Any = doc
-    for step, following in zip(path, path[1:], strict=False):
+    for step, following in itertools.pairwise(path):
         empty: Any = [] if isinstance(following, int) else {}
         node = _child(node, step, empty)
     last = path[-1]

@@ -52,50 +52,32 @@ class ErrorSpec(Spec):
     message: list[str] = Field(
         default=["message", "error.message", "error", "detail"], description="Paths tried in turn"
     )
-    codes: dict[int, str] = Field(
-        default={}, description="Upstream HTTP status -> canonical error code overrides"
-    )
+    codes: dict[int, str] = Field(default={}, description="Upstream HTTP status -> canonical error code overrides")
 
 
 class PartSpec(Spec):
     """One multipart field: an expression (``value``) or an object built by a field map (``fields``)."""
 
-    value: Any = Field(
-        default=None, description="An expression; objects and lists are sent as JSON"
-    )
-    fields: dict[str, Any] | None = Field(
-        default=None, description="A field map; the object is sent as JSON"
-    )
+    value: Any = Field(default=None, description="An expression; objects and lists are sent as JSON")
+    fields: dict[str, Any] | None = Field(default=None, description="A field map; the object is sent as JSON")
     filename: str | None = None
     content_type: str | None = None
 
 
 class RequestSpec(Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-    path: str = Field(
-        description="Appended to the base URL; {id}, {params.NAME} are filled in, percent-encoded"
-    )
+    path: str = Field(description="Appended to the base URL; {id}, {params.NAME} are filled in, percent-encoded")
     query: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    body: dict[str, Any] | None = Field(
-        default=None, description="A field map building the JSON body"
-    )
-    body_from: Any = Field(
-        default=None, description="An expression giving the whole JSON body (e.g. an array)"
-    )
+    body: dict[str, Any] | None = Field(default=None, description="A field map building the JSON body")
+    body_from: Any = Field(default=None, description="An expression giving the whole JSON body (e.g. an array)")
     multipart: dict[str, PartSpec] | None = None
 
 
 class ResponseSpec(Spec):
-    unwrap: str | None = Field(
-        default=None, description="Path to the payload inside the vendor's envelope"
-    )
-    shape: str | None = Field(
-        default=None, description="Name of the shape the payload (or each item) maps through"
-    )
-    items: Any = Field(
-        default=None, description="List operations: expression for the array of items"
-    )
+    unwrap: str | None = Field(default=None, description="Path to the payload inside the vendor's envelope")
+    shape: str | None = Field(default=None, description="Name of the shape the payload (or each item) maps through")
+    items: Any = Field(default=None, description="List operations: expression for the array of items")
     total: str | None = Field(
         default=None, description="List operations: path to the total count, if the vendor gives it"
     )
@@ -107,12 +89,8 @@ class ResponseSpec(Spec):
 class OperationSpec(Spec):
     request: RequestSpec
     response: ResponseSpec = ResponseSpec()
-    idempotent: bool | None = Field(
-        default=None, description="Safe to retry; defaults to true for GET, PUT, DELETE"
-    )
-    refetch: bool = Field(
-        default=False, description="Answer with a fresh `get` of the id the vendor returned"
-    )
+    idempotent: bool | None = Field(default=None, description="Safe to retry; defaults to true for GET, PUT, DELETE")
+    refetch: bool = Field(default=False, description="Answer with a fresh `get` of the id the vendor returned")
     required: list[str] = Field(
         default=[],
         description="Canonical body fields this vendor needs; a request without one is a 422",
@@ -135,13 +113,9 @@ class MapSpec(Spec):
     vendor: str
     description: str | None = None
     aliases: list[str] = []
-    base_url: str = Field(
-        description="Default upstream; {params.NAME} is filled in from the connection"
-    )
+    base_url: str = Field(description="Default upstream; {params.NAME} is filled in from the connection")
     sandbox: str | None = Field(default=None, description="module:factory of the simulated vendor")
-    id_pattern: str | None = Field(
-        default=None, description="Regex a campaign id must match; others are 404"
-    )
+    id_pattern: str | None = Field(default=None, description="Regex a campaign id must match; others are 404")
     auth: AuthSpec = AuthSpec()
     errors: ErrorSpec = ErrorSpec()
     enums: dict[str, EnumSpec] = {}

@@ -190,9 +190,7 @@ def _csv(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
         for row in rows:
             spread_values = (spread(row) or {}) if spread else {}
             fixed = [get(row) for get in columns.values()]
-            writer.writerow(
-                ["" if v is None else v for v in fixed + [spread_values.get(k) for k in extra]]
-            )
+            writer.writerow(["" if v is None else v for v in fixed + [spread_values.get(k) for k in extra]])
         return buffer.getvalue()
 
     return to_csv

@@ -71,9 +71,7 @@ async def patch(client: httpx.AsyncClient, campaign_id: str, body: Any) -> httpx
 
 
 async def add_lead(client: httpx.AsyncClient, campaign_id: str, **changes: Any) -> httpx.Response:
-    return await client.post(
-        "/campaigns-leads", json=lead_body(campaign_id, **changes), headers=KEY
-    )
+    return await client.post("/campaigns-leads", json=lead_body(campaign_id, **changes), headers=KEY)
 
 
 async def fetch(client: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
@@ -105,9 +103,7 @@ def assert_error(response: httpx.Response, status: int, kind: str) -> dict[str, 
     ],
     ids=["missing", "bare", "token-form", "empty", "x-api-key"],
 )
-async def test_requests_without_a_bearer_key_are_401(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> None:
+async def test_requests_without_a_bearer_key_are_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     response = await client.get("/campaigns", headers=headers)
     assert_error(response, 401, "authentication_error")
 
@@ -163,9 +159,7 @@ async def test_list_pages_oldest_first(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "offset=-1"])
 async def test_list_rejects_bad_paging(client: httpx.AsyncClient, query: str) -> None:
-    error = assert_error(
-        await client.get(f"/campaigns?{query}", headers=KEY), 422, "validation_error"
-    )
+    error = assert_error(await client.get(f"/campaigns?{query}", headers=KEY), 422, "validation_error")
     assert error["param"] == query.split("=")[0]
 
 
@@ -251,14 +245,9 @@ async def test_patch_changes_the_writable_fields(client: httpx.AsyncClient) -> N
         ({"scheduled_at": "2024-03-02T09:00:00Z"}, "scheduled_at"),
     ],
 )
-async def test_patch_rejects_invalid_changes(
-    client: httpx.AsyncClient, body: dict[str, Any], param: str
-) -> None:
+async def test_patch_rejects_invalid_changes(client: httpx.AsyncClient, body: dict[str, Any], param: str) -> None:
     campaign_id = await create(client)
-    assert (
-        assert_error(await patch(client, campaign_id, body), 422, "validation_error")["param"]
-        == param
-    )
+    assert assert_error(await patch(client, campaign_id, body), 422, "validation_error")["param"] == param
     assert (await fetch(client, campaign_id))["status"] == "draft"
 
 
@@ -306,9 +295,7 @@ async def test_completed_is_terminal(client: httpx.AsyncClient) -> None:
 async def test_agent_cannot_change_once_leads_exist(client: httpx.AsyncClient) -> None:
     campaign_id = await create(client)
     assert (await add_lead(client, campaign_id)).status_code == 201
-    error = assert_error(
-        await patch(client, campaign_id, {"agent_id": "agt_other"}), 422, "validation_error"
-    )
+    error = assert_error(await patch(client, campaign_id, {"agent_id": "agt_other"}), 422, "validation_error")
     assert error["param"] == "agent_id"
     same = await patch(client, campaign_id, {"agent_id": "agt_abc123", "name": "kept agent"})
     assert same.status_code == 200
@@ -335,9 +322,7 @@ async def test_add_lead_and_counters(client: httpx.AsyncClient) -> None:
     record = await fetch(client, campaign_id)
     assert (record["total_leads"], record["pending_calls"], record["completed_calls"]) == (2, 2, 0)
 
-    leads = (
-        await client.get(f"/campaigns/{campaign_id}/leads?limit=1&offset=1", headers=KEY)
-    ).json()
+    leads = (await client.get(f"/campaigns/{campaign_id}/leads?limit=1&offset=1", headers=KEY)).json()
     assert leads["total"] == 2
     assert [item["phone_number"] for item in leads["data"]] == ["+14155550100"]
     assert (leads["limit"], leads["offset"]) == (1, 1)

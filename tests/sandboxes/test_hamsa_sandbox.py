@@ -134,9 +134,7 @@ async def campaign_count(client: httpx.AsyncClient) -> int:
         {"X-API-Key": "test-key"},
     ],
 )
-async def test_wrong_or_missing_token_header_is_401(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> None:
+async def test_wrong_or_missing_token_header_is_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     assert_error(await client.get(PATH, headers=headers), 401, "UNAUTHORIZED")
     assert_error(await client.post(PATH, json=body(), headers=headers), 401, "UNAUTHORIZED")
     assert await campaign_count(client) == 0
@@ -157,9 +155,7 @@ async def test_configured_key_is_the_only_one_accepted() -> None:
 async def test_create_answers_201_in_the_envelope_with_the_seed_fields(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
-        PATH, json=body(webhookUrl="https://example.com/hook"), headers=AUTH
-    )
+    response = await client.post(PATH, json=body(webhookUrl="https://example.com/hook"), headers=AUTH)
     assert response.status_code == 201
     payload = response.json()
     assert payload["success"] is True
@@ -348,9 +344,7 @@ async def test_create_rejects_what_hamsa_rejects(
         body(webhookUrl=None, unknownField="ignored"),
     ],
 )
-async def test_create_accepts_the_edges_of_the_rules(
-    client: httpx.AsyncClient, payload: dict[str, Any]
-) -> None:
+async def test_create_accepts_the_edges_of_the_rules(client: httpx.AsyncClient, payload: dict[str, Any]) -> None:
     await create(client, payload)
     assert await campaign_count(client) == 1
 
@@ -362,9 +356,7 @@ async def test_malformed_json_is_400_in_the_envelope(client: httpx.AsyncClient, 
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b'"campaign"'])
-async def test_a_body_that_is_not_an_object_is_a_validation_error(
-    client: httpx.AsyncClient, raw: bytes
-) -> None:
+async def test_a_body_that_is_not_an_object_is_a_validation_error(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.post(PATH, content=raw, headers=AUTH)
     assert_error(response, 400, "VALIDATION_ERROR")
 
@@ -380,9 +372,7 @@ async def test_a_body_that_is_not_an_object_is_a_validation_error(
         {"voiceAgentId": "agent-1"},
     ],
 )
-async def test_list_rejects_bad_query_values(
-    client: httpx.AsyncClient, params: dict[str, str]
-) -> None:
+async def test_list_rejects_bad_query_values(client: httpx.AsyncClient, params: dict[str, str]) -> None:
     response = await client.get(PATH, params=params, headers=AUTH)
     error = assert_error(response, 400, "VALIDATION_ERROR")
     assert error["message"].startswith(next(iter(params)))

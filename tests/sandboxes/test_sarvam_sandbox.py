@@ -61,9 +61,7 @@ def campaign_body(**changes: Any) -> dict[str, Any]:
             "app_version": 3,
             "app_type": "agent",
             "attempts_per_second": 2.5,
-            "connection_configs": [
-                {"connection_id": "conn_1", "phone_numbers": ["+918012345678"], "weight": 1}
-            ],
+            "connection_configs": [{"connection_id": "conn_1", "phone_numbers": ["+918012345678"], "weight": 1}],
             "retry_config": {
                 "max_retries": 2,
                 "retry_interval_minutes": 30,
@@ -105,14 +103,7 @@ def cohort_files(csv_text: str, mapping: dict[str, Any] | str) -> dict[str, tupl
 
 
 MAPPING = {"phone_number": "phone", "user_identifier": "customer", "app_variables": ["city"]}
-CSV = (
-    "phone,customer,city\n"
-    "+919812345678,c-1,Pune\n"
-    "9812345679,c-2,Delhi\n"
-    "+919812345678,c-3,Goa\n"
-    "\n"
-    "+14155550100,c-4,\n"
-)
+CSV = "phone,customer,city\n+919812345678,c-1,Pune\n9812345679,c-2,Delhi\n+919812345678,c-3,Goa\n\n+14155550100,c-4,\n"
 
 
 @pytest.fixture
@@ -156,9 +147,7 @@ def error_at(response: httpx.Response, loc: list[str | int]) -> dict[str, Any]:
     [{}, {"Authorization": "Bearer test-key"}, {"X-API-Key": ""}],
     ids=["missing", "bearer-form", "empty"],
 )
-async def test_requests_without_an_x_api_key_are_401(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> None:
+async def test_requests_without_an_x_api_key_are_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     response = await client.get(f"{BASE}/campaigns", headers=headers)
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid or missing API key"}
@@ -210,9 +199,7 @@ async def test_optional_parts_get_defaults(client: httpx.AsyncClient) -> None:
     for optional in ("app_version", "app_type", "retry_config", "webhook_config"):
         del body["app_config"][optional]
     del body["allowed_schedule"]["timezone"]
-    record = (
-        await client.get(f"{BASE}/campaigns/{await create(client, body)}", headers=KEY)
-    ).json()
+    record = (await client.get(f"{BASE}/campaigns/{await create(client, body)}", headers=KEY)).json()
     assert record["app_type"] == "agent"
     assert record["app_version"] is None
     assert record["description"] is None
@@ -258,9 +245,7 @@ async def test_list_defaults_to_ten_per_page(client: httpx.AsyncClient) -> None:
         ("offset=-1", ["query", "offset"], "greater_than_equal"),
     ],
 )
-async def test_list_rejects_bad_paging(
-    client: httpx.AsyncClient, query: str, loc: list[str], kind: str
-) -> None:
+async def test_list_rejects_bad_paging(client: httpx.AsyncClient, query: str, loc: list[str], kind: str) -> None:
     response = await client.get(f"{BASE}/campaigns?{query}", headers=KEY)
     assert error_at(response, loc)["type"] == kind
 
@@ -308,16 +293,12 @@ PHONES = [*APP, "connection_configs", 0, "phone_numbers"]
         (lambda: with_app_config(app_type="bot"), [*APP, "app_type"], "literal_error"),
         (lambda: with_app_config(connection_configs=[]), [*APP, "connection_configs"], "too_short"),
         (
-            lambda: with_app_config(
-                connection_configs=[{"connection_id": "c", "phone_numbers": "+918012345678"}]
-            ),
+            lambda: with_app_config(connection_configs=[{"connection_id": "c", "phone_numbers": "+918012345678"}]),
             PHONES,
             "list_type",
         ),
         (
-            lambda: with_app_config(
-                connection_configs=[{"connection_id": "c", "phone_numbers": ["08012345678"]}]
-            ),
+            lambda: with_app_config(connection_configs=[{"connection_id": "c", "phone_numbers": ["08012345678"]}]),
             [*PHONES, 0],
             "string_pattern_mismatch",
         ),
@@ -500,18 +481,14 @@ async def test_patch_is_allowed_while_paused(client: httpx.AsyncClient) -> None:
         (["name"], ["body"]),
     ],
 )
-async def test_patch_validates_the_merged_campaign(
-    client: httpx.AsyncClient, patch: Any, loc: list[str]
-) -> None:
+async def test_patch_validates_the_merged_campaign(client: httpx.AsyncClient, patch: Any, loc: list[str]) -> None:
     campaign_id = await create(client)
     url = f"{BASE}/campaigns/{campaign_id}"
     error_at(await client.patch(url, json=patch, headers=KEY), loc)
     assert (await client.get(url, headers=KEY)).json()["name"] == "Renewals"
 
 
-async def test_patch_is_refused_while_active_or_cancelled(
-    client: httpx.AsyncClient, clock: FakeClock
-) -> None:
+async def test_patch_is_refused_while_active_or_cancelled(client: httpx.AsyncClient, clock: FakeClock) -> None:
     active_id = await create(client)
     cancelled_id = await create(client)
     await act(client, cancelled_id, "cancel")

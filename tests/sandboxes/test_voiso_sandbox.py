@@ -90,9 +90,7 @@ async def total(client: httpx.AsyncClient) -> int:
         {"Authorization": "test-key"},
     ],
 )
-async def test_wrong_or_missing_bearer_header_is_401(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> None:
+async def test_wrong_or_missing_bearer_header_is_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     for response in (
         await client.get(PATH, headers=headers),
         await client.post(PATH, json=body(), headers=headers),
@@ -236,9 +234,7 @@ async def test_list_filters(client: httpx.AsyncClient) -> None:
         ({"live": "yes"}, "live"),
     ],
 )
-async def test_list_rejects_bad_query_values(
-    client: httpx.AsyncClient, params: dict[str, str], field: str
-) -> None:
+async def test_list_rejects_bad_query_values(client: httpx.AsyncClient, params: dict[str, str], field: str) -> None:
     response = await client.get(PATH, params=params, headers=AUTH)
     assert response.status_code == 422
     errors = response.json()["errors"]
@@ -329,9 +325,7 @@ async def test_a_taken_name_is_422(client: httpx.AsyncClient, name: str) -> None
 
 
 @pytest.mark.parametrize("raw", [b"{", b"", b"[]", b'"x"', b'{"name": Infinity}', b"[" * 100_000])
-async def test_a_body_that_is_not_a_json_object_is_400(
-    client: httpx.AsyncClient, raw: bytes
-) -> None:
+async def test_a_body_that_is_not_a_json_object_is_400(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.post(PATH, content=raw, headers=AUTH)
     assert response.status_code == 400
     assert response.json() == {"error": "Bad Request"}
@@ -370,9 +364,7 @@ async def test_lifecycle_start_pause_resume_stop(client: httpx.AsyncClient) -> N
         (["start", "stop"], "stop"),
     ],
 )
-async def test_invalid_transitions_are_409(
-    client: httpx.AsyncClient, steps: list[str], refused: str
-) -> None:
+async def test_invalid_transitions_are_409(client: httpx.AsyncClient, steps: list[str], refused: str) -> None:
     cid = (await create(client, STAFFED))["id"]
     await add_leads(client, cid, [lead("15551234567")])
     for step in steps:
@@ -380,9 +372,7 @@ async def test_invalid_transitions_are_409(
     before = (await client.get(f"{PATH}/{cid}", headers=AUTH)).json()["campaign"]["status"]
     response = await operate(client, cid, refused)
     assert response.status_code == 409
-    assert response.json() == {
-        "errors": {"status": [f"cannot {refused} a campaign that is {before}"]}
-    }
+    assert response.json() == {"errors": {"status": [f"cannot {refused} a campaign that is {before}"]}}
     after = (await client.get(f"{PATH}/{cid}", headers=AUTH)).json()["campaign"]["status"]
     assert after == before
 
@@ -401,9 +391,7 @@ async def test_start_needs_an_agent_and_a_lead(client: httpx.AsyncClient) -> Non
 
 
 @pytest.mark.parametrize("operation", ["start", "pause", "stop"])
-async def test_operations_on_unknown_campaigns_are_404(
-    client: httpx.AsyncClient, operation: str
-) -> None:
+async def test_operations_on_unknown_campaigns_are_404(client: httpx.AsyncClient, operation: str) -> None:
     response = await operate(client, 41, operation)
     assert response.status_code == 404
     assert response.json() == {"error": "Not found"}
@@ -489,9 +477,7 @@ async def test_an_empty_lead_list_is_422(client: httpx.AsyncClient) -> None:
         ("15551230000", "leads[1]"),
     ],
 )
-async def test_a_malformed_lead_refuses_the_whole_call(
-    client: httpx.AsyncClient, bad: Any, key: str
-) -> None:
+async def test_a_malformed_lead_refuses_the_whole_call(client: httpx.AsyncClient, bad: Any, key: str) -> None:
     cid = (await create(client, body()))["id"]
     response = await add_leads(client, cid, [lead("15551234567"), bad])
     assert response.status_code == 422
@@ -518,9 +504,7 @@ async def test_leads_for_an_unknown_campaign_are_404(client: httpx.AsyncClient) 
 
 
 @pytest.mark.parametrize("campaign_id", ["99", "abc", "1.0", "-1", "9" * 5000])
-async def test_unknown_or_non_integer_ids_are_404(
-    client: httpx.AsyncClient, campaign_id: str
-) -> None:
+async def test_unknown_or_non_integer_ids_are_404(client: httpx.AsyncClient, campaign_id: str) -> None:
     await create(client, body())
     response = await client.get(f"{PATH}/{campaign_id}", headers=AUTH)
     assert response.status_code == 404
@@ -537,9 +521,7 @@ async def test_ids_with_leading_zeros_find_the_campaign(client: httpx.AsyncClien
     ("method", "suffix"),
     [("DELETE", ""), ("PUT", ""), ("PATCH", ""), ("GET", "/pause"), ("GET", "/leads")],
 )
-async def test_undocumented_operations_do_not_exist(
-    client: httpx.AsyncClient, method: str, suffix: str
-) -> None:
+async def test_undocumented_operations_do_not_exist(client: httpx.AsyncClient, method: str, suffix: str) -> None:
     cid = (await create(client, body()))["id"]
     response = await client.request(method, f"{PATH}/{cid}{suffix}", headers=AUTH)
     assert response.status_code == 405
