@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--id", dest="label", help="the key's label (default: TENANT-key-N)")
     new.set_defaults(run=_keys_new)
 
+    schema = commands.add_parser("schema", help="print the JSON Schema of a vendor map file (for editors)")
+    schema.set_defaults(run=_schema)
+
     sandbox = commands.add_parser("sandbox", help="serve one simulated vendor on 127.0.0.1")
     sandbox.add_argument("--vendor", required=True)
     sandbox.add_argument("--port", type=int, default=8090)
@@ -105,6 +108,15 @@ def _keys_new(args: argparse.Namespace) -> int:
     print(key)
     print(f"\nConfig entry for tenant {args.tenant} (under keys:):", file=sys.stderr)
     print(f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]')
+    return 0
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.mapping.spec import MapSpec
+
+    print(json.dumps(MapSpec.model_json_schema(), indent=2))
     return 0
 
 

@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY sandboxes ./sandboxes
+RUN pip install .
+COPY mappings ./mappings
+COPY config.yaml ./config.yaml
+
+RUN useradd --system --uid 10001 --no-create-home gateway
+USER gateway
+EXPOSE 8080
+ENV GATEWAY_CONFIG=/app/config.yaml
+CMD ["gateway", "serve", "--host", "0.0.0.0", "--port", "8080"]
