@@ -33,6 +33,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from gateway.idempotency import IdempotencyStore
 from gateway.keys import authenticate, require_scope
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
@@ -60,6 +61,7 @@ class GatewayApp:
     def __init__(self, config: Config, transport_factory: TransportFactory | None = None) -> None:
         self.config = config
         self.cache = ResponseCache(config.cache)
+        self.idempotency = IdempotencyStore()
         self.telemetry = Telemetry()
         make_transport = transport_factory or (lambda _connection: None)
         self.upstreams: dict[tuple[str, str], Upstream] = {
@@ -135,17 +137,51 @@ class GatewayApp:
         record.connection, record.vendor = connection.name, connection.vendor
         query = scope.get("query_string", b"").decode("latin-1")
         call = _call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
+        if route.operation in CACHEABLE:
+            return await self._read(tenant, connection, call, query, headers, send, out, record)
+        raw = b""
         if route.has_body:
-            call.body = await _body(route.operation, headers, receive)
-        cache_key = None
-        if route.operation in CACHEABLE and self.cache.enabled:
-            cache_key = (
-                tenant.id,
-                connection.name,
-                route.operation,
-                campaign_id or "",
-                _normalised(query),
+            call.body, raw = await _body(route.operation, headers, receive)
+
+        async def perform() -> tuple[int, bytes]:
+            result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
+            self.cache.invalidate(tenant.id, connection.name, campaign_id)
+            if route.operation == "delete":
+                return 204, b""
+            return (201 if route.operation == "create" else 200), orjson.dumps(result)
+
+        idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
+        if idempotency_key:
+            fingerprint = self.idempotency.fingerprint(connection.name, route.operation, campaign_id, raw)
+            status, body, replayed = await self.idempotency.run(
+                tenant.id, idempotency_key.decode("latin-1"), fingerprint, perform
             )
+            if replayed:
+                out.append((b"idempotent-replayed", b"true"))
+        else:
+            status, body = await perform()
+        if status == 204:
+            await send({"type": "http.response.start", "status": 204, "headers": out})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await respond(send, status, body, out)
+        return status
+
+    async def _read(
+        self,
+        tenant: Tenant,
+        connection: Connection,
+        call: Call,
+        query: str,
+        headers: dict[bytes, bytes],
+        send: Send,
+        out: list[tuple[bytes, bytes]],
+        record: RequestRecord,
+    ) -> int:
+        """A cacheable GET: from the cache when fresh, else from the vendor (then stored)."""
+        cache_key = None
+        if self.cache.enabled:
+            cache_key = (tenant.id, connection.name, call.operation, call.id or "", _normalised(query))
             if b"no-cache" in headers.get(b"cache-control", b""):
                 record.cache = "BYPASS"
             elif (entry := self.cache.get(cache_key)) is not None:
@@ -156,21 +192,15 @@ class GatewayApp:
             else:
                 record.cache = "MISS"
         result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
-        if route.operation not in CACHEABLE:
-            self.cache.invalidate(tenant.id, connection.name, campaign_id)
-        if route.operation == "delete":
-            await send({"type": "http.response.start", "status": 204, "headers": out})
-            await send({"type": "http.response.body", "body": b""})
-            return 204
         body = orjson.dumps(
             {"data": result.items, "next_cursor": result.next_cursor} if isinstance(result, Page) else result
         )
         if cache_key is not None:
             self.cache.put(cache_key, body)
-            out.append((b"x-cache", record.cache.encode() if record.cache else b"MISS"))
-        status = 201 if route.operation == "create" else 200
-        await respond(send, status, body, out)
-        return status
+        record.cache = record.cache or "BYPASS"
+        out.append((b"x-cache", record.cache.encode()))
+        await respond(send, 200, body, out)
+        return 200
 
     async def _service(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         async def send_with_id(message: dict[str, Any]) -> None:
@@ -298,7 +328,8 @@ def _call(operation: str, campaign_id: str | None, query: list[tuple[str, str]])
     return call
 
 
-async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -> dict[str, Any]:
+async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -> tuple[dict[str, Any], bytes]:
+    """The validated canonical body (as a plain dict) and its raw bytes."""
     content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
     if content_type != b"application/json":
         raise UnsupportedMediaType("send the body as application/json")
@@ -307,7 +338,7 @@ async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -
         model = BODY_MODELS[operation].model_validate_json(raw)
     except ValidationError as exc:
         raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
-    return model.model_dump(mode="json", exclude_none=True)
+    return model.model_dump(mode="json", exclude_none=True), raw
 
 
 def validation_details(error: ValidationError) -> list[dict[str, str]]:
