@@ -7,21 +7,18 @@ than a cache hit); the few service endpoints (health, metrics, docs) go through 
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import models
-from gateway.asgi import Receive, Scope, Send, read_body, respond
+from gateway import inbound
+from gateway.asgi import Receive, Scope, Send, respond
 from gateway.cache import ResponseCache
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -29,9 +26,6 @@ from gateway.engine import Call, run
 from gateway.errors import (
     GatewayError,
     NotFound,
-    UnknownConnection,
-    UnsupportedMediaType,
-    ValidationFailed,
 )
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import authenticate, require_scope
@@ -47,14 +41,6 @@ log = logging.getLogger("gateway")
 
 TransportFactory = Callable[[Connection], Transport | None]
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
-BODY_MODELS: dict[str, type[BaseModel]] = {
-    "create": models.CampaignCreate,
-    "update": models.CampaignUpdate,
-    "recipients_add": models.RecipientsAdd,
-}
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_STATUSES = frozenset(models.Status.__args__)  # type: ignore[attr-defined]
-MAX_LIMIT = 100
 
 
 class GatewayApp:
@@ -90,7 +76,7 @@ class GatewayApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = inbound.request_id(scope)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         record = RequestRecord(request_id=request_id, method=scope["method"], path=scope["path"])
         try:
@@ -126,22 +112,22 @@ class GatewayApp:
     ) -> int:
         route, campaign_id = matched
         headers = dict(scope["headers"])
-        tenant, key = authenticate(self.config, _presented_key(headers))
+        tenant, key = authenticate(self.config, inbound.presented_key(headers))
         record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
         require_scope(key, route.scope)
         out = [(b"x-request-id", record.request_id.encode())]
         if route.operation == "connections":
             await respond(send, 200, orjson.dumps(_connections(tenant)), out)
             return 200
-        connection = _pick_connection(tenant, headers.get(b"x-connection"))
+        connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
         query = scope.get("query_string", b"").decode("latin-1")
-        call = _call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
+        call = inbound.parse_call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
         if route.operation in CACHEABLE:
             return await self._read(tenant, connection, call, query, headers, send, out, record)
         raw = b""
         if route.has_body:
-            call.body, raw = await _body(route.operation, headers, receive)
+            call.body, raw = await inbound.read_canonical_body(route.operation, headers, receive)
 
         async def perform() -> tuple[int, bytes]:
             result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
@@ -181,7 +167,7 @@ class GatewayApp:
         """A cacheable GET: from the cache when fresh, else from the vendor (then stored)."""
         cache_key = None
         if self.cache.enabled:
-            cache_key = (tenant.id, connection.name, call.operation, call.id or "", _normalised(query))
+            cache_key = (tenant.id, connection.name, call.operation, call.id or "", inbound.normalised_query(query))
             if b"no-cache" in headers.get(b"cache-control", b""):
                 record.cache = "BYPASS"
             elif (entry := self.cache.get(cache_key)) is not None:
@@ -255,34 +241,6 @@ async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await respond(send, error.status, orjson.dumps(error.envelope(request_id)), headers)
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
-                return text
-    return uuid.uuid4().hex
-
-
-def _presented_key(headers: dict[bytes, bytes]) -> str | None:
-    authorization = headers.get(b"authorization")
-    if authorization:
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    api_key = headers.get(b"x-api-key")
-    return api_key.decode("latin-1").strip() if api_key else None
-
-
-def _pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
-    name = requested.decode("latin-1") if requested else tenant.default_connection
-    if name is None:
-        raise UnknownConnection("no X-Connection header and this tenant has no default_connection")
-    connection = tenant.connections.get(name)
-    if connection is None:
-        raise UnknownConnection(f"unknown connection {name!r}")
-    return connection
-
-
 def _connections(tenant: Tenant) -> dict[str, Any]:
     return {
         "data": [
@@ -295,60 +253,3 @@ def _connections(tenant: Tenant) -> dict[str, Any]:
             for c in tenant.connections.values()
         ]
     }
-
-
-def _normalised(query: str) -> str:
-    return "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
-
-
-def _call(operation: str, campaign_id: str | None, query: list[tuple[str, str]]) -> Call:
-    """The engine call for a route and its query string; bad query values are a 422 naming each."""
-    values = dict(query)
-    details: list[dict[str, str]] = []
-    call = Call(operation, id=campaign_id, include_vendor_data=values.get("include") == "vendor_data")
-    if "include" in values and values["include"] != "vendor_data":
-        details.append({"field": "include", "message": "the only value is vendor_data"})
-    if "limit" in values:
-        limit = values["limit"]
-        if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
-            call.limit = int(limit)
-        else:
-            details.append({"field": "limit", "message": f"an integer from 1 to {MAX_LIMIT}"})
-    if values.get("cursor"):
-        call.cursor = values["cursor"]
-        if call.cursor.isdigit() and len(call.cursor) < 10:
-            call.offset = int(call.cursor)
-    if "status" in values:
-        if values["status"] in _STATUSES:
-            call.status = values["status"]
-        else:
-            details.append({"field": "status", "message": f"one of {', '.join(sorted(_STATUSES))}"})
-    if details:
-        raise ValidationFailed("invalid query parameters", details=details)
-    return call
-
-
-async def _body(operation: str, headers: dict[bytes, bytes], receive: Receive) -> tuple[dict[str, Any], bytes]:
-    """The validated canonical body (as a plain dict) and its raw bytes."""
-    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-    if content_type != b"application/json":
-        raise UnsupportedMediaType("send the body as application/json")
-    raw = await read_body(receive)
-    try:
-        model = BODY_MODELS[operation].model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
-    return model.model_dump(mode="json", exclude_none=True), raw
-
-
-def validation_details(error: ValidationError) -> list[dict[str, str]]:
-    details = []
-    for item in error.errors(include_url=False, include_input=False):
-        field = ""
-        for step in item["loc"]:
-            field += f"[{step}]" if isinstance(step, int) else (f".{step}" if field else str(step))
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "json_invalid":
-            message = "the body is not valid JSON"
-        details.append({"field": field or "body", "message": message})
-    return details

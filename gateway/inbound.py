@@ -1,0 +1,115 @@
+"""Reading a client's request: its id, its key, its connection, its query and its body.
+
+Everything here works on the raw ASGI scope, and every bad value becomes a canonical error.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ValidationError
+
+from gateway import models
+from gateway.asgi import Receive, Scope, read_body
+from gateway.config import Connection, Tenant
+from gateway.engine import Call
+from gateway.errors import UnknownConnection, UnsupportedMediaType, ValidationFailed
+
+BODY_MODELS: dict[str, type[BaseModel]] = {
+    "create": models.CampaignCreate,
+    "update": models.CampaignUpdate,
+    "recipients_add": models.RecipientsAdd,
+}
+MAX_LIMIT = 100
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STATUSES = frozenset(models.Status.__args__)  # type: ignore[attr-defined]
+
+
+def request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    authorization = headers.get(b"authorization")
+    if authorization:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    api_key = headers.get(b"x-api-key")
+    return api_key.decode("latin-1").strip() if api_key else None
+
+
+def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
+    name = requested.decode("latin-1") if requested else tenant.default_connection
+    if name is None:
+        raise UnknownConnection("no X-Connection header and this tenant has no default_connection")
+    connection = tenant.connections.get(name)
+    if connection is None:
+        raise UnknownConnection(f"unknown connection {name!r}")
+    return connection
+
+
+def normalised_query(query: str) -> str:
+    return "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
+
+
+def parse_call(operation: str, campaign_id: str | None, query: list[tuple[str, str]]) -> Call:
+    """The engine call for a route and its query string; bad query values are a 422 naming each."""
+    values = dict(query)
+    details: list[dict[str, str]] = []
+    call = Call(operation, id=campaign_id, include_vendor_data=values.get("include") == "vendor_data")
+    if "include" in values and values["include"] != "vendor_data":
+        details.append({"field": "include", "message": "the only value is vendor_data"})
+    if "limit" in values:
+        limit = values["limit"]
+        if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+            call.limit = int(limit)
+        else:
+            details.append({"field": "limit", "message": f"an integer from 1 to {MAX_LIMIT}"})
+    if values.get("cursor"):
+        call.cursor = values["cursor"]
+        if call.cursor.isdigit() and len(call.cursor) < 10:
+            call.offset = int(call.cursor)
+    if "status" in values:
+        if values["status"] in _STATUSES:
+            call.status = values["status"]
+        else:
+            details.append({"field": "status", "message": f"one of {', '.join(sorted(_STATUSES))}"})
+    if details:
+        raise ValidationFailed("invalid query parameters", details=details)
+    return call
+
+
+async def read_canonical_body(
+    operation: str, headers: dict[bytes, bytes], receive: Receive
+) -> tuple[dict[str, Any], bytes]:
+    """The validated canonical body (as a plain dict) and its raw bytes."""
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if content_type != b"application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await read_body(receive)
+    try:
+        model = BODY_MODELS[operation].model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
+    return model.model_dump(mode="json", exclude_none=True), raw
+
+
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
+    details = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ""
+        for step in item["loc"]:
+            field += f"[{step}]" if isinstance(step, int) else (f".{step}" if field else str(step))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "json_invalid":
+            message = "the body is not valid JSON"
+        details.append({"field": field or "body", "message": message})
+    return details
