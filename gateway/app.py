@@ -17,9 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import inbound
+from gateway import cache, inbound
 from gateway.asgi import Receive, Scope, Send, respond
-from gateway.cache import ResponseCache
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
 from gateway.engine import Call, run
@@ -46,7 +45,8 @@ CACHEABLE = frozenset({"get", "list", "recipients_list"})
 class GatewayApp:
     def __init__(self, config: Config, transport_factory: TransportFactory | None = None) -> None:
         self.config = config
-        self.cache = ResponseCache(config.cache)
+        self.cache = cache.make_backend(config.cache)
+        self.single_flight = cache.SingleFlight()
         self.idempotency = IdempotencyStore()
         self.telemetry = Telemetry()
         make_transport = transport_factory or (lambda _connection: None)
@@ -131,10 +131,10 @@ class GatewayApp:
 
         async def perform() -> tuple[int, bytes]:
             result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
-            self.cache.invalidate(tenant.id, connection.name, campaign_id)
+            await self.cache.invalidate(cache.write_groups(tenant.id, connection.name, campaign_id))
             if route.operation == "delete":
                 return 204, b""
-            return (201 if route.operation == "create" else 200), orjson.dumps(result)
+            return (201 if route.operation == "create" else 200), _serialise(result)
 
         idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
         if idempotency_key:
@@ -164,29 +164,45 @@ class GatewayApp:
         out: list[tuple[bytes, bytes]],
         record: RequestRecord,
     ) -> int:
-        """A cacheable GET: from the cache when fresh, else from the vendor (then stored)."""
-        cache_key = None
-        if self.cache.enabled:
-            cache_key = (tenant.id, connection.name, call.operation, call.id or "", inbound.normalised_query(query))
-            if b"no-cache" in headers.get(b"cache-control", b""):
-                record.cache = "BYPASS"
-            elif (entry := self.cache.get(cache_key)) is not None:
-                record.cache = "HIT"
-                age = str(int(time.monotonic() - entry.stored_at)).encode()
-                await respond(send, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
-                return 200
-            else:
-                record.cache = "MISS"
-        result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
-        body = orjson.dumps(
-            {"data": result.items, "next_cursor": result.next_cursor} if isinstance(result, Page) else result
-        )
-        if cache_key is not None:
-            self.cache.put(cache_key, body)
-        record.cache = record.cache or "BYPASS"
-        out.append((b"x-cache", record.cache.encode()))
-        await respond(send, 200, body, out)
+        """A cacheable GET: from the cache when fresh, else from the vendor (then stored).
+
+        Concurrent misses for one entry make one upstream call (single flight).
+        """
+        upstream = self.upstreams[(tenant.id, connection.name)]
+        ttl = self._ttl(connection, call.operation)
+        if ttl <= 0:
+            record.cache = "BYPASS"
+            body = _serialise(await run(connection, upstream, call))
+            await respond(send, 200, body, [*out, (b"x-cache", b"BYPASS")])
+            return 200
+        place = cache.placement(tenant.id, connection.name, call.operation, call.id, inbound.normalised_query(query))
+        if b"no-cache" in headers.get(b"cache-control", b"").lower():
+            record.cache = "BYPASS"
+        elif (entry := await self.cache.get(place.key)) is not None:
+            record.cache = "HIT"
+            age = str(max(0, int(time.time() - entry.stored_at))).encode()
+            await respond(send, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
+            return 200
+        else:
+            record.cache = "MISS"
+
+        async def fetch() -> bytes:
+            body = _serialise(await run(connection, upstream, call))
+            await self.cache.put(place, body, ttl)
+            return body
+
+        timeout = connection.timeouts.connect + connection.timeouts.read
+        body, _led = await self.single_flight.run(place.key, fetch, timeout)
+        await respond(send, 200, body, [*out, (b"x-cache", record.cache.encode())])
         return 200
+
+    def _ttl(self, connection: Connection, operation: str) -> float:
+        """Config's per-operation TTL, else the map's, else the default."""
+        spec = self.config.cache
+        if operation in spec.ttl_by_operation:
+            return spec.ttl_by_operation[operation]  # type: ignore[index]
+        mapped = connection.map.operations[operation].cache_ttl if operation in connection.map.operations else None
+        return spec.ttl_seconds if mapped is None else mapped
 
     async def _service(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         async def send_with_id(message: dict[str, Any]) -> None:
@@ -207,15 +223,19 @@ class GatewayApp:
         return JSONResponse({"status": "ok"})
 
     async def _readyz(self, _request: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "ready",
-                "config": str(self.config.path),
-                "tenants": len(self.config.tenants),
-                "connections": len(self.upstreams),
-                "cache": {"backend": self.config.cache.backend, "entries": len(self.cache)},
-            }
-        )
+        """Ready when the config is loaded, the maps compiled and the shared backend reachable."""
+        if isinstance(self.cache, cache.RedisCache):
+            await self.cache.ping()
+        backend = self.cache.status()
+        ready = bool(backend["ok"])
+        detail = {
+            "status": "ready" if ready else "degraded",
+            "config": str(self.config.path),
+            "tenants": len(self.config.tenants),
+            "connections": len(self.upstreams),
+            "cache": backend,
+        }
+        return JSONResponse(detail, status_code=200 if ready else 503)
 
     async def _metrics(self, _request: Request) -> Response:
         return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4")
@@ -233,6 +253,13 @@ class GatewayApp:
     async def aclose(self) -> None:
         for upstream in self.upstreams.values():
             await upstream.close()
+        await self.cache.close()
+
+
+def _serialise(result: Any) -> bytes:
+    if isinstance(result, Page):
+        return orjson.dumps({"data": result.items, "next_cursor": result.next_cursor})
+    return orjson.dumps(result)
 
 
 async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:

@@ -27,10 +27,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+CachedOperation = Literal["get", "list", "recipients_list"]
+
+
 class CacheSpec(Strict):
-    backend: str = "memory"
+    backend: str = Field(default="memory", pattern=r"^(memory|rediss?://\S+)$")
     ttl_seconds: float = Field(default=30, ge=0)
     max_entries: int = Field(default=10000, ge=1)
+    ttl_by_operation: dict[CachedOperation, float] = Field(
+        default={}, description="Per-operation TTL overrides (seconds); 0 turns caching off for one"
+    )
 
 
 class KeySpec(Strict):

@@ -80,6 +80,7 @@ class CompiledOperation:
     method: str
     idempotent: bool
     refetch: bool
+    cache_ttl: float | None
     filters_status: bool
     takes_cursor: bool
     unsupported: list[tuple[str, Fn]]
@@ -196,6 +197,7 @@ def _compile_operation(
         method=op.request.method,
         idempotent=idempotent,
         refetch=op.refetch,
+        cache_ttl=op.cache_ttl_seconds,
         filters_status=("filter", "status") in query_consumed,
         takes_cursor=("page", "cursor") in query_consumed,
         unsupported=_field_getters(op.unsupported, (*loc, "unsupported")),

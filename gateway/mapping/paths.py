@@ -16,7 +16,7 @@ Step = str | int
 Path = tuple[Step, ...]
 EVERY = "*"
 
-_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)?((?:\[(?:\*|\d+)\])*)$")
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)?((?:\[(?:\*|\d+)\])*)")
 _INDEX = re.compile(r"\[(\*|\d+)\]")
 
 
@@ -29,7 +29,7 @@ def parse_path(text: str, *, allow_every: bool = True) -> Path:
         raise PathError(f"a path must be a non-empty string, not {text!r}")
     steps: list[Step] = []
     for segment in text.split("."):
-        match = _SEGMENT.match(segment)
+        match = _SEGMENT.fullmatch(segment)
         if not match or segment == "":
             raise PathError(f"bad path {text!r}: cannot read segment {segment!r}")
         key, indexes = match.groups()

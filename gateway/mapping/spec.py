@@ -90,6 +90,9 @@ class OperationSpec(Spec):
     request: RequestSpec
     response: ResponseSpec = ResponseSpec()
     idempotent: bool | None = Field(default=None, description="Safe to retry; defaults to true for GET, PUT, DELETE")
+    cache_ttl_seconds: float | None = Field(
+        default=None, ge=0, description="Reads: this operation's cache TTL, unless config.yaml overrides it"
+    )
     refetch: bool = Field(default=False, description="Answer with a fresh `get` of the id the vendor returned")
     required: list[str] = Field(
         default=[],
