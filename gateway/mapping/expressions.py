@@ -67,7 +67,7 @@ def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
                 (*loc, key),
             )
     source = _compile_source(spec, loc, scope)
-    label = spec.get("from") or "value"
+    label = ".".join(map(str, source.consumed[0])) if source.consumed else "value"
     if "each" in spec:
         source = _compile_each(source, spec["each"], (*loc, "each"), scope)
     if "pipe" in spec:
@@ -89,6 +89,11 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
             target_path = parse_path(str(target), allow_every=False)
         except PathError as exc:
             raise MapError(str(exc), (*loc, target)) from exc
+        if isinstance(target_path[0], int):
+            raise MapError(f"target {target!r} must start with a field name", (*loc, target))
+        clash = next((path for path, _fn in entries if _overlaps(path, target_path)), None)
+        if clash is not None:
+            raise MapError(f"target {target!r} overlaps target {_text(clash)!r}", (*loc, target))
         compiled = compile_expression(expression, (*loc, target), scope)
         entries.append((target_path, compiled.fn))
         consumed.extend(compiled.consumed)
@@ -96,6 +101,16 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
     if len(flat) == len(entries):
         return Compiled(_flat_builder(flat, omit_null), consumed)
     return Compiled(_nested_builder(entries, omit_null), consumed)
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    """One target is the other, or inside it (``a`` and ``a.b``): the two would overwrite each other."""
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
+
+
+def _text(path: Path) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
 
 
 def _flat_builder(entries: list[tuple[str, Fn]], omit_null: bool) -> Fn:
@@ -217,13 +232,14 @@ def _guard(fn: Fn, scalar: bool, sees_none: bool, strict: bool, label: str) -> F
                 raise TranslationError(label, str(exc)) from exc
             return None
 
+    def each_element(values: list[Any]) -> list[Any] | None:
+        """Elements that cannot be converted are left out; a list with none left is null."""
+        converted = [out for v in values if v is not None and (out := convert(v)) is not None]
+        return converted if converted or not values else None
+
     if scalar:
         return lambda value: (
-            None
-            if value is None
-            else [None if v is None else convert(v) for v in value]
-            if isinstance(value, list)
-            else convert(value)
+            None if value is None else each_element(value) if isinstance(value, list) else convert(value)
         )
     if sees_none:
         return convert

@@ -117,7 +117,8 @@ def without_paths(doc: Any, paths: list[Path]) -> Any:
                 break
         else:
             node[path[-1]] = True
-    return _prune(doc, tree)
+    pruned = _prune(doc, tree)
+    return type(doc)() if pruned is _GONE else pruned
 
 
 _GONE = object()
@@ -136,8 +137,10 @@ def _prune(doc: Any, tree: Any) -> Any:
     if isinstance(doc, list) and (EVERY in tree or any(isinstance(k, int) for k in tree)):
         kept_items = []
         for index, item in enumerate(doc):
-            sub = tree.get(EVERY, tree.get(index))
-            kept = item if sub is None else _prune(item, sub)
+            kept = item
+            for sub in (tree.get(EVERY), tree.get(index)):
+                if sub is not None and kept is not _GONE:
+                    kept = _prune(kept, sub)
             kept_items.append(None if kept is _GONE else kept)
         return kept_items if any(item is not None for item in kept_items) else _GONE
     return doc

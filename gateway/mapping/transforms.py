@@ -21,7 +21,7 @@ from typing import Any
 
 import phonenumbers
 
-from gateway.mapping.paths import compile_getter, parse_path
+from gateway.mapping.paths import PathError, compile_getter, parse_path
 
 Fn = Callable[[Any], Any]
 
@@ -179,8 +179,11 @@ def _csv(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
     unknown = set(arg) - {"columns", "spread"}
     if unknown:
         raise MapError(f"csv: unknown key {sorted(unknown)[0]!r}")
-    columns = {header: compile_getter(parse_path(path)) for header, path in arg["columns"].items()}
-    spread = compile_getter(parse_path(arg["spread"])) if arg.get("spread") else None
+    try:
+        columns = {header: compile_getter(parse_path(path)) for header, path in arg["columns"].items()}
+        spread = compile_getter(parse_path(arg["spread"])) if arg.get("spread") else None
+    except PathError as exc:
+        raise MapError(f"csv: {exc}") from exc
 
     def to_csv(rows: Any) -> str:
         extra = _keys([spread(row) for row in rows]) if spread else []
