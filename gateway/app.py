@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,52 +21,53 @@ from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
 from gateway.engine import Call, run
-from gateway.errors import (
-    GatewayError,
-    NotFound,
-)
+from gateway.errors import GatewayError, MethodNotAllowed, NotFound, RateLimited
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import authenticate, require_scope
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
+from gateway.redact import redactor
+from gateway.reload import ConfigWatcher
 from gateway.routing import Route as ApiRoute
 from gateway.routing import match
+from gateway.runtime import Runtime, TransportFactory, build_runtime, close_runtime, retire
 from gateway.telemetry import RequestRecord, Telemetry
-from gateway.transport import Transport
-from gateway.upstream import Upstream
 
 log = logging.getLogger("gateway")
 
-TransportFactory = Callable[[Connection], Transport | None]
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
 
 
 class GatewayApp:
     def __init__(self, config: Config, transport_factory: TransportFactory | None = None) -> None:
-        self.config = config
-        self.cache = cache.make_backend(config.cache)
+        self._make_transport: TransportFactory = transport_factory or (lambda _connection: None)
+        self.runtime = build_runtime(config, self._make_transport)
+        self.watcher = ConfigWatcher(config, self.apply_config)
         self.single_flight = cache.SingleFlight()
         self.idempotency = IdempotencyStore()
         self.telemetry = Telemetry()
-        make_transport = transport_factory or (lambda _connection: None)
-        self.upstreams: dict[tuple[str, str], Upstream] = {
-            (tenant.id, connection.name): Upstream(connection, make_transport(connection))
-            for tenant in config.tenants.values()
-            for connection in tenant.connections.values()
-        }
+        redactor.update(config)
         self.openapi = orjson.dumps(build_openapi())
         self.service = Router(
             routes=[
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
                 Route("/metrics", self._metrics),
-                Route(
-                    "/openapi.json",
-                    lambda _r: Response(self.openapi, media_type="application/json"),
-                ),
+                Route("/openapi.json", lambda _r: Response(self.openapi, media_type="application/json")),
                 Route("/docs", lambda _r: HTMLResponse(render_docs(orjson.loads(self.openapi)))),
             ]
         )
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def apply_config(self, config: Config) -> None:
+        """Swap in a validated config: one assignment, so each request sees the old or the new whole."""
+        old = self.runtime
+        self.runtime = build_runtime(config, self._make_transport, previous=old)
+        redactor.update(config)
+        retire(old, self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -111,11 +111,18 @@ class GatewayApp:
         record: RequestRecord,
     ) -> int:
         route, campaign_id = matched
+        runtime = self.runtime
         headers = dict(scope["headers"])
-        tenant, key = authenticate(self.config, inbound.presented_key(headers))
+        tenant, key = authenticate(runtime.config, inbound.presented_key(headers))
         record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
         require_scope(key, route.scope)
         out = [(b"x-request-id", record.request_id.encode())]
+        buckets = runtime.buckets(tenant, key)
+        if buckets:
+            decision = await runtime.limiter.check(buckets)
+            if not decision.allowed:
+                raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
+            out += [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
         if route.operation == "connections":
             await respond(send, 200, orjson.dumps(_connections(tenant)), out)
             return 200
@@ -124,21 +131,21 @@ class GatewayApp:
         query = scope.get("query_string", b"").decode("latin-1")
         call = inbound.parse_call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
         if route.operation in CACHEABLE:
-            return await self._read(tenant, connection, call, query, headers, send, out, record)
+            return await self._read(runtime, tenant, connection, call, query, headers, send, out, record)
         raw = b""
         if route.has_body:
             call.body, raw = await inbound.read_canonical_body(route.operation, headers, receive)
 
         async def perform() -> tuple[int, bytes]:
-            result = await run(connection, self.upstreams[(tenant.id, connection.name)], call)
-            await self.cache.invalidate(cache.write_groups(tenant.id, connection.name, campaign_id))
+            result = await run(connection, runtime.upstream(tenant, connection), call)
+            await runtime.cache.invalidate(cache.write_groups(tenant.id, connection.fingerprint, campaign_id))
             if route.operation == "delete":
                 return 204, b""
             return (201 if route.operation == "create" else 200), _serialise(result)
 
         idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
         if idempotency_key:
-            fingerprint = self.idempotency.fingerprint(connection.name, route.operation, campaign_id, raw)
+            fingerprint = self.idempotency.fingerprint(connection.fingerprint, route.operation, campaign_id, raw)
             status, body, replayed = await self.idempotency.run(
                 tenant.id, idempotency_key.decode("latin-1"), fingerprint, perform
             )
@@ -155,6 +162,7 @@ class GatewayApp:
 
     async def _read(
         self,
+        runtime: Runtime,
         tenant: Tenant,
         connection: Connection,
         call: Call,
@@ -168,17 +176,18 @@ class GatewayApp:
 
         Concurrent misses for one entry make one upstream call (single flight).
         """
-        upstream = self.upstreams[(tenant.id, connection.name)]
-        ttl = self._ttl(connection, call.operation)
+        upstream = runtime.upstream(tenant, connection)
+        ttl = _ttl(runtime.config, connection, call.operation)
         if ttl <= 0:
             record.cache = "BYPASS"
             body = _serialise(await run(connection, upstream, call))
             await respond(send, 200, body, [*out, (b"x-cache", b"BYPASS")])
             return 200
-        place = cache.placement(tenant.id, connection.name, call.operation, call.id, inbound.normalised_query(query))
+        query_key = inbound.normalised_query(query)
+        place = cache.placement(tenant.id, connection.fingerprint, call.operation, call.id, query_key)
         if b"no-cache" in headers.get(b"cache-control", b"").lower():
             record.cache = "BYPASS"
-        elif (entry := await self.cache.get(place.key)) is not None:
+        elif (entry := await runtime.cache.get(place.key)) is not None:
             record.cache = "HIT"
             age = str(max(0, int(time.time() - entry.stored_at))).encode()
             await respond(send, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
@@ -188,21 +197,13 @@ class GatewayApp:
 
         async def fetch() -> bytes:
             body = _serialise(await run(connection, upstream, call))
-            await self.cache.put(place, body, ttl)
+            await runtime.cache.put(place, body, ttl)
             return body
 
         timeout = connection.timeouts.connect + connection.timeouts.read
         body, _led = await self.single_flight.run(place.key, fetch, timeout)
         await respond(send, 200, body, [*out, (b"x-cache", record.cache.encode())])
         return 200
-
-    def _ttl(self, connection: Connection, operation: str) -> float:
-        """Config's per-operation TTL, else the map's, else the default."""
-        spec = self.config.cache
-        if operation in spec.ttl_by_operation:
-            return spec.ttl_by_operation[operation]  # type: ignore[index]
-        mapped = connection.map.operations[operation].cache_ttl if operation in connection.map.operations else None
-        return spec.ttl_seconds if mapped is None else mapped
 
     async def _service(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         async def send_with_id(message: dict[str, Any]) -> None:
@@ -215,8 +216,9 @@ class GatewayApp:
 
         path = scope["path"]
         if not any(route.path == path for route in self.service.routes if isinstance(route, Route)):
-            await _send_error(send, NotFound("no such endpoint"), request_id)
-            return
+            raise NotFound("no such endpoint")
+        if scope["method"] not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"method {scope['method']} is not allowed here", headers={"Allow": "GET, HEAD"})
         await self.service(scope, receive, send_with_id)
 
     async def _healthz(self, _request: Request) -> Response:
@@ -224,15 +226,16 @@ class GatewayApp:
 
     async def _readyz(self, _request: Request) -> Response:
         """Ready when the config is loaded, the maps compiled and the shared backend reachable."""
-        if isinstance(self.cache, cache.RedisCache):
-            await self.cache.ping()
-        backend = self.cache.status()
+        runtime = self.runtime
+        if isinstance(runtime.cache, cache.RedisCache):
+            await runtime.cache.ping()
+        backend = runtime.cache.status()
         ready = bool(backend["ok"])
         detail = {
             "status": "ready" if ready else "degraded",
-            "config": str(self.config.path),
-            "tenants": len(self.config.tenants),
-            "connections": len(self.upstreams),
+            "config": str(runtime.config.path),
+            "tenants": len(runtime.config.tenants),
+            "connections": len(runtime.upstreams),
             "cache": backend,
         }
         return JSONResponse(detail, status_code=200 if ready else 503)
@@ -244,6 +247,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.watcher.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -251,9 +255,17 @@ class GatewayApp:
                 return
 
     async def aclose(self) -> None:
-        for upstream in self.upstreams.values():
-            await upstream.close()
-        await self.cache.close()
+        await self.watcher.stop()
+        await close_runtime(self.runtime)
+
+
+def _ttl(config: Config, connection: Connection, operation: str) -> float:
+    """Config's per-operation TTL, else the map's, else the default."""
+    spec = config.cache
+    if operation in spec.ttl_by_operation:
+        return spec.ttl_by_operation[operation]  # type: ignore[index]
+    mapped = connection.map.operations[operation].cache_ttl if operation in connection.map.operations else None
+    return spec.ttl_seconds if mapped is None else mapped
 
 
 def _serialise(result: Any) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -39,12 +40,18 @@ class CacheSpec(Strict):
     )
 
 
+class RateLimitSpec(Strict):
+    requests_per_minute: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1, description="Requests that may come at once")
+
+
 class KeySpec(Strict):
     id: str = Field(min_length=1, description="A label, safe to log")
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     scopes: list[Scope] = list(SCOPES)
     expires_at: AwareDatetime | None = None
     disabled: bool = False
+    rate_limit: RateLimitSpec | None = None
 
 
 class TimeoutSpec(Strict):
@@ -66,6 +73,7 @@ class TenantSpec(Strict):
     keys: list[KeySpec] = []
     default_connection: str | None = None
     connections: list[ConnectionSpec] = []
+    rate_limit: RateLimitSpec | None = None
 
 
 class ConfigSpec(Strict):
@@ -88,6 +96,7 @@ class Connection:
     auth_query: dict[str, str]
     secrets: tuple[str, ...]
     timeouts: TimeoutSpec
+    fingerprint: str
 
 
 @dataclass
@@ -95,11 +104,13 @@ class Tenant:
     id: str
     default_connection: str | None
     connections: dict[str, Connection]
+    rate_limit: RateLimitSpec | None = None
 
 
 @dataclass
 class Config:
     path: Path
+    mappings_dir: Path
     cache: CacheSpec
     tenants: dict[str, Tenant]
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
@@ -122,12 +133,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
     maps, problems = load_maps(maps_dir)
-    config = Config(path=path, cache=spec.cache, tenants={})
+    config = Config(path=path, mappings_dir=maps_dir, cache=spec.cache, tenants={})
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:
             problems.append(at(source, (*loc, "id"), f"tenant {tenant_spec.id!r} is defined twice"))
-        tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {})
+        tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {}, tenant_spec.rate_limit)
         for c, conn_spec in enumerate(tenant_spec.connections):
             connection = _connection(conn_spec, maps, environ, source, (*loc, "connections", c), problems)
             if conn_spec.name in tenant.connections:
@@ -213,6 +224,10 @@ def _connection(
     if len(problems) > before:
         return None
     headers, query = vendor_map.render_auth(credentials, params)
+    # Identifies what the connection reaches and how: a change means a new client and a fresh cache.
+    identity = [spec.name, spec.vendor, base_url, sorted(params.items()), sorted(headers.items())]
+    identity.append(sorted(query.items()))
+    fingerprint = hashlib.sha256(repr((identity, spec.timeouts)).encode()).hexdigest()[:32]
     return Connection(
         name=spec.name,
         vendor=spec.vendor,
@@ -224,6 +239,7 @@ def _connection(
         auth_query=query,
         secrets=tuple(value for value in credentials.values() if value),
         timeouts=spec.timeouts,
+        fingerprint=fingerprint,
     )
 
 

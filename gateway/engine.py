@@ -92,11 +92,13 @@ async def _exchange(
     body = context["body"]
     if request.json is not None and body and body.get("vendor_options"):
         request.json.update(_deep_merge(request.json, body["vendor_options"]))
-    _status, answer = await upstream.send(request)
+    status, answer = await upstream.send(request)
     try:
         return operation.parse_response(answer, context, include_vendor_data)
     except MalformedResponse as exc:
-        raise UpstreamError(f"{vendor} answered in a shape the map cannot read: {exc}", vendor=vendor) from exc
+        raise UpstreamError(
+            f"{vendor} answered in a shape the map cannot read: {exc}", vendor=vendor, upstream_status=status
+        ) from exc
 
 
 async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:

@@ -25,6 +25,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
 }
 MAX_LIMIT = 100
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²"
 _STATUSES = frozenset(models.Status.__args__)  # type: ignore[attr-defined]
 
 
@@ -69,13 +70,13 @@ def parse_call(operation: str, campaign_id: str | None, query: list[tuple[str, s
         details.append({"field": "include", "message": "the only value is vendor_data"})
     if "limit" in values:
         limit = values["limit"]
-        if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+        if _DIGITS.fullmatch(limit) and 1 <= int(limit) <= MAX_LIMIT:
             call.limit = int(limit)
         else:
             details.append({"field": "limit", "message": f"an integer from 1 to {MAX_LIMIT}"})
     if values.get("cursor"):
         call.cursor = values["cursor"]
-        if call.cursor.isdigit() and len(call.cursor) < 10:
+        if _DIGITS.fullmatch(call.cursor) and len(call.cursor) < 10:
             call.offset = int(call.cursor)
     if "status" in values:
         if values["status"] in _STATUSES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from gateway import redact
 from gateway.app import GatewayApp
 from gateway.config import default_config_path, load_config
 
@@ -12,6 +13,8 @@ from gateway.config import default_config_path, load_config
 def app_from_environment() -> GatewayApp:
     """Load ``$GATEWAY_CONFIG`` (or ./config.yaml); refuse to start on a config `check` rejects."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for name in ("", "uvicorn", "uvicorn.error"):
+        redact.install(logging.getLogger(name).handlers)
     config, problems = load_config(default_config_path())
     if config is None:
         for problem in problems:

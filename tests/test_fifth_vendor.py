@@ -270,7 +270,9 @@ def test_the_map_folder_holds_only_the_new_map(tmp_mappings: Path) -> None:
 
 async def test_fifth_vendor_create_and_get(gateway: tuple[httpx.AsyncClient, GatewayApp], acmedial: Served) -> None:
     client, app = gateway
-    assert isinstance(app.upstreams[("t1", "acme-main")].transport, AiohttpTransport)
+    [upstream] = app.runtime.upstreams.values()
+    assert upstream.connection.name == "acme-main"
+    assert isinstance(upstream.transport, AiohttpTransport)
 
     connections = (await client.get("/v1/connections")).json()["data"]
     assert connections == [
