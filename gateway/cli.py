@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.config import SCOPES, Config, default_config_path, load_config
@@ -36,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     new = keys.add_parser("new", help="make a key; prints it once with its config entry")
     new.add_argument("--tenant", required=True)
     new.add_argument("--scope", action="append", choices=SCOPES, dest="scopes")
-    new.add_argument("--id", dest="label", help="the key's label (default: TENANT-key-N)")
+    new.add_argument("--id", dest="label", help="the key's label (default: TENANT-key-<6 random hex digits>)")
+    new.add_argument("--expires-in", type=_duration, help="e.g. 90d, 12h, 30m: sets expires_at")
     new.set_defaults(run=_keys_new)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a vendor map file (for editors)")
@@ -79,12 +83,14 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.server import WorkerSupervisor
+
     path, _config, problems = _load(args.config)
     if problems:
         _report(problems)
         return 1
     os.environ["GATEWAY_CONFIG"] = str(path.resolve())
-    uvicorn.run(
+    config = uvicorn.Config(
         "gateway.server:app_from_environment",
         factory=True,
         host=args.host,
@@ -95,7 +101,12 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_level="info",
     )
-    return 0
+    if args.workers > 1:
+        WorkerSupervisor(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -103,11 +114,16 @@ def _keys_new(args: argparse.Namespace) -> int:
 
     key = new_key()
     scopes = args.scopes or list(SCOPES)
-    label = args.label or f"{args.tenant}-key-{key[-6:]}"
+    # The label is logged: it is random on its own, never a piece of the key.
+    label = args.label or f"{args.tenant}-key-{secrets.token_hex(3)}"
+    entry = f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]'
+    if args.expires_in is not None:
+        expires_at = (datetime.now(UTC) + args.expires_in).replace(microsecond=0).isoformat()
+        entry += f'\n        expires_at: "{expires_at}"'
     print("New key (shown once; store it now):", file=sys.stderr)
     print(key)
     print(f"\nConfig entry for tenant {args.tenant} (under keys:):", file=sys.stderr)
-    print(f'      - id: {label}\n        hash: "{key_hash(key)}"\n        scopes: [{", ".join(scopes)}]')
+    print(entry)
     return 0
 
 
@@ -118,6 +134,14 @@ def _schema(_args: argparse.Namespace) -> int:
 
     print(json.dumps(MapSpec.model_json_schema(), indent=2))
     return 0
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([dhm])", text)
+    if not match:
+        raise argparse.ArgumentTypeError("a duration such as 90d, 12h or 30m")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+
+from uvicorn.supervisors import Multiprocess
 
 from gateway import redact
 from gateway.app import GatewayApp
@@ -21,3 +25,16 @@ def app_from_environment() -> GatewayApp:
             print(problem, file=sys.stderr)
         raise SystemExit(1)
     return GatewayApp(config)
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that SIGHUP is passed on to the workers.
+
+    Each worker then reloads its config in place (and keeps the running one if the new one is
+    broken), instead of being replaced by a fresh worker that would refuse to start on it.
+    """
+
+    def handle_hup(self) -> None:
+        for process in self.processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)

@@ -68,6 +68,7 @@ class Upstream:
             )
         self.transport = transport
         self._headers = {"accept": "application/json", **connection.auth_headers}
+        self._secrets = [secret.encode() for secret in connection.secrets]
 
     async def send(self, request: UpstreamRequest) -> tuple[int, Any]:
         """Send ``request``; answer the status and the decoded JSON body, or raise a GatewayError."""
@@ -83,7 +84,7 @@ class Upstream:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
         except TransportUnreachable as exc:
             raise UpstreamUnavailable(f"{vendor} could not be reached", vendor=vendor) from exc
-        answer = _decode(content)
+        answer = _decode(self._redact_body(content))
         if status >= 400:
             raise self.error(status, answer, response_headers.get("retry-after"))
         if answer is _NOT_JSON:
@@ -105,6 +106,13 @@ class Upstream:
             message = f"{vendor}: {self.redact(text)[:_MAX_MESSAGE]}"
         headers = {"Retry-After": retry_after} if retry_after and code == "rate_limited" else None
         return ERRORS_BY_CODE[code](message, vendor=vendor, upstream_status=status, headers=headers)
+
+    def _redact_body(self, content: bytes) -> bytes:
+        """A vendor that echoes a credential back (in an error text, in a field) never gets it through."""
+        for secret in self._secrets:
+            if secret in content:
+                content = content.replace(secret, b"[redacted]")
+        return content
 
     def redact(self, text: str) -> str:
         """Blank out any credential of this connection that a vendor echoed back."""
