@@ -1,10 +1,17 @@
-"""Server processes for ``bench/transports.py`` (one uvicorn worker each, uvloop + httptools).
+"""Server processes for bench/transports.py and bench/gateway.py (one uvicorn worker each).
+
+Every server runs uvicorn with uvloop + httptools.
 
 Roles:
 
 * ``upstream``: a Starlette route returning a fixed ~2 KB JSON body;
+* ``static --path P --body-file F``: a Starlette route at ``P`` returning the bytes of ``F``, read
+  once at start and served from memory (a cache-hit ceiling);
 * ``proxy --client {httpx,httpx-aiohttp,aiohttp} --upstream URL``: a minimal Starlette proxy that
   forwards ``GET /<path>`` to the upstream with one pooled client per process and returns the body.
+  ``--header 'Name: value'`` (repeatable) is sent with every upstream request; ``--decode-json``
+  parses each upstream body with orjson (as a gateway must before mapping it) and still returns
+  the bytes unchanged.
 
 ``--hide-sniffio`` makes ``import sniffio`` fail in this process, as if the package were not
 installed; it must act before anything imports anyio/httpcore, so framework and client imports below
@@ -33,7 +40,8 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 Fetch = Callable[[str], Awaitable[tuple[int, bytes]]]
-FetcherFactory = Callable[[str], AbstractAsyncContextManager[Fetch]]
+Headers = dict[str, str]
+FetcherFactory = Callable[[str, Headers], AbstractAsyncContextManager[Fetch]]
 
 CLIENTS = ("httpx", "httpx-aiohttp", "aiohttp")
 UPSTREAM_PATH = "/v1/campaigns/42"
@@ -103,8 +111,20 @@ def upstream_app() -> Starlette:
     return Starlette(routes=[Route(UPSTREAM_PATH, item, methods=["GET"])])
 
 
+def static_app(path: str, body: bytes) -> Starlette:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def item(_: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route(path, item, methods=["GET"])])
+
+
 @asynccontextmanager
-async def httpx_fetcher(upstream: str, *, aiohttp_transport: bool) -> AsyncIterator[Fetch]:
+async def httpx_fetcher(upstream: str, headers: Headers, *, aiohttp_transport: bool) -> AsyncIterator[Fetch]:
     import httpx
 
     transport: httpx.AsyncBaseTransport | None = None
@@ -112,7 +132,7 @@ async def httpx_fetcher(upstream: str, *, aiohttp_transport: bool) -> AsyncItera
         from httpx_aiohttp import AiohttpTransport
 
         transport = AiohttpTransport()
-    async with httpx.AsyncClient(base_url=upstream, transport=transport) as client:
+    async with httpx.AsyncClient(base_url=upstream, transport=transport, headers=headers) as client:
 
         async def fetch(path: str) -> tuple[int, bytes]:
             response = await client.get(path)
@@ -122,10 +142,10 @@ async def httpx_fetcher(upstream: str, *, aiohttp_transport: bool) -> AsyncItera
 
 
 @asynccontextmanager
-async def aiohttp_fetcher(upstream: str) -> AsyncIterator[Fetch]:
+async def aiohttp_fetcher(upstream: str, headers: Headers) -> AsyncIterator[Fetch]:
     import aiohttp
 
-    async with aiohttp.ClientSession(base_url=upstream) as session:
+    async with aiohttp.ClientSession(base_url=upstream, headers=headers) as session:
 
         async def fetch(path: str) -> tuple[int, bytes]:
             async with session.get(path) as response:
@@ -136,15 +156,23 @@ async def aiohttp_fetcher(upstream: str) -> AsyncIterator[Fetch]:
 
 def fetcher_factory(client: str) -> FetcherFactory:
     if client == "httpx":
-        return lambda upstream: httpx_fetcher(upstream, aiohttp_transport=False)
+        return partial(httpx_fetcher, aiohttp_transport=False)
     if client == "httpx-aiohttp":
-        return lambda upstream: httpx_fetcher(upstream, aiohttp_transport=True)
+        return partial(httpx_fetcher, aiohttp_transport=True)
     if client == "aiohttp":
         return aiohttp_fetcher
     raise ValueError(f"unknown client {client!r}")
 
 
-def proxy_app(client: str, upstream: str, on_shutdown: Callable[[], None] | None = None) -> Starlette:
+def proxy_app(
+    client: str,
+    upstream: str,
+    on_shutdown: Callable[[], None] | None = None,
+    *,
+    headers: Headers | None = None,
+    decode_json: bool = False,
+) -> Starlette:
+    import orjson
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -155,7 +183,7 @@ def proxy_app(client: str, upstream: str, on_shutdown: Callable[[], None] | None
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with make_fetcher(upstream) as fetch:
+        async with make_fetcher(upstream, headers or {}) as fetch:
             fetchers.append(fetch)
             yield
         if on_shutdown is not None:
@@ -163,6 +191,8 @@ def proxy_app(client: str, upstream: str, on_shutdown: Callable[[], None] | None
 
     async def forward(request: Request) -> Response:
         status, body = await fetchers[0](request.scope["path"])
+        if decode_json:
+            orjson.loads(body)  # parsed and dropped: the body is returned as received
         return Response(body, status_code=status, media_type="application/json")
 
     return Starlette(routes=[Route("/{path:path}", forward, methods=["GET"])], lifespan=lifespan)
@@ -214,15 +244,27 @@ def serve(app: Any, port_file: Path) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("role", choices=("upstream", "proxy"))
+    parser.add_argument("role", choices=("upstream", "static", "proxy"))
     parser.add_argument("--port-file", type=Path, required=True)
     parser.add_argument("--client", choices=CLIENTS)
     parser.add_argument("--upstream", help="base URL of the upstream, e.g. http://127.0.0.1:8000")
     parser.add_argument("--hide-sniffio", action="store_true")
+    parser.add_argument("--header", action="append", default=[], help="proxy: 'Name: value' sent upstream")
+    parser.add_argument("--decode-json", action="store_true", help="proxy: orjson-parse each upstream body")
+    parser.add_argument("--path", help="static: the route, e.g. /v1/campaigns/42")
+    parser.add_argument("--body-file", type=Path, help="static: the response body")
     args = parser.parse_args(argv)
     if args.role == "proxy" and not (args.client and args.upstream):
         parser.error("proxy needs --client and --upstream")
+    if args.role == "static" and not (args.path and args.body_file):
+        parser.error("static needs --path and --body-file")
+    if any(":" not in header for header in args.header):
+        parser.error("--header takes 'Name: value'")
     return args
+
+
+def parse_headers(pairs: Sequence[str]) -> Headers:
+    return {name.strip(): value.strip() for name, _, value in (pair.partition(":") for pair in pairs)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -232,7 +274,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         finder = hide_module("sniffio")
         # uvicorn re-raises SIGTERM after shutting down, so report from the lifespan, not atexit
         on_shutdown = partial(report_attempts, finder)
-    app = upstream_app() if args.role == "upstream" else proxy_app(args.client, args.upstream, on_shutdown)
+    if args.role == "upstream":
+        app = upstream_app()
+    elif args.role == "static":
+        app = static_app(args.path, args.body_file.read_bytes())
+    else:
+        headers = parse_headers(args.header)
+        app = proxy_app(args.client, args.upstream, on_shutdown, headers=headers, decode_json=args.decode_json)
     if args.hide_sniffio:
         import httpx  # noqa: F401  (pulls in httpcore and anyio, whose import probes sniffio)
 

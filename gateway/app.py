@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -128,8 +127,8 @@ class GatewayApp:
             return 200
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
-        query = scope.get("query_string", b"").decode("latin-1")
-        call = inbound.parse_call(route.operation, campaign_id, parse_qsl(query, keep_blank_values=True))
+        query = inbound.query_pairs(scope)
+        call = inbound.parse_call(route.operation, campaign_id, query)
         if route.operation in CACHEABLE:
             return await self._read(runtime, tenant, connection, call, query, headers, send, out, record)
         raw = b""
@@ -166,7 +165,7 @@ class GatewayApp:
         tenant: Tenant,
         connection: Connection,
         call: Call,
-        query: str,
+        query: list[tuple[str, str]],
         headers: dict[bytes, bytes],
         send: Send,
         out: list[tuple[bytes, bytes]],

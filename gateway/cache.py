@@ -1,7 +1,7 @@
 """The response cache: canonical answers of reads, kept per tenant and connection.
 
-An entry's key is a hash of (tenant, connection, operation, campaign id, normalised query):
-no key or credential is ever part of one, and tenants can never share an entry. Each entry
+An entry's key is (tenant, connection, operation, campaign id, normalised query) — hashed before
+it reaches Redis: no key or credential is ever part of one, and tenants can never share an entry. Each entry
 belongs to groups — its campaign, or its connection's list pages — and a write through the
 gateway drops its groups before it is answered.
 
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 import redis.asyncio as aioredis
-from cachetools import TLRUCache
+from cachetools import LRUCache
 from redis.exceptions import RedisError
 
 from gateway.config import CacheSpec
@@ -37,33 +37,32 @@ class Entry(NamedTuple):
     stored_at: float  # wall-clock seconds, so that instances agree on an entry's age
 
 
+Parts = tuple[str, ...]
+
+
 class Placement(NamedTuple):
-    """Where a read's answer lives: its key and the groups a write drops."""
+    """Where a read's answer lives: its key and the groups a write drops (as plain parts)."""
 
-    key: str
-    groups: tuple[str, ...]
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+    key: Parts
+    groups: tuple[Parts, ...]
 
 
 def placement(tenant: str, connection: str, operation: str, campaign_id: str | None, query: str) -> Placement:
-    key = _PREFIX + "e:" + _digest(tenant, connection, operation, campaign_id or "", query)
+    key = (tenant, connection, operation, campaign_id or "", query)
     if operation in LIST_OPERATIONS:
         return Placement(key, (list_group(tenant, connection),))
     return Placement(key, (campaign_group(tenant, connection, campaign_id),))
 
 
-def campaign_group(tenant: str, connection: str, campaign_id: str | None) -> str:
-    return _PREFIX + "g:" + _digest(tenant, connection, "campaign", campaign_id or "")
+def campaign_group(tenant: str, connection: str, campaign_id: str | None) -> Parts:
+    return (tenant, connection, "campaign", campaign_id or "")
 
 
-def list_group(tenant: str, connection: str) -> str:
-    return _PREFIX + "g:" + _digest(tenant, connection, "lists")
+def list_group(tenant: str, connection: str) -> Parts:
+    return (tenant, connection, "lists")
 
 
-def write_groups(tenant: str, connection: str, campaign_id: str | None) -> list[str]:
+def write_groups(tenant: str, connection: str, campaign_id: str | None) -> list[Parts]:
     """What a write drops: the campaign's entries (if it names one) and the connection's list pages."""
     groups = [list_group(tenant, connection)]
     if campaign_id is not None:
@@ -71,39 +70,51 @@ def write_groups(tenant: str, connection: str, campaign_id: str | None) -> list[
     return groups
 
 
+def redis_name(kind: str, parts: Parts) -> str:
+    """A Redis key for ``parts``: hashed, so no tenant, id or query stands in Redis in clear."""
+    return f"{_PREFIX}{kind}:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
 class CacheBackend(Protocol):
-    async def get(self, key: str) -> Entry | None: ...
+    async def get(self, key: Parts) -> Entry | None: ...
     async def put(self, place: Placement, body: bytes, ttl: float) -> None: ...
-    async def invalidate(self, groups: list[str]) -> None: ...
+    async def invalidate(self, groups: list[Parts]) -> None: ...
     def status(self) -> dict[str, object]: ...
     async def close(self) -> None: ...
 
 
 class _Stored(NamedTuple):
     entry: Entry
-    groups: tuple[str, ...]
+    groups: tuple[Parts, ...]
     expires: float
 
 
 class MemoryCache:
-    """Bounded (LRU past ``max_entries``) with a TTL per entry."""
+    """Bounded (least recently used go first past ``max_entries``), with a TTL per entry.
+
+    An LRU with the expiry checked on read: cheaper per hit than a TTL-ordered cache, and an
+    expired entry still counts against the bound until it is read or pushed out.
+    """
 
     def __init__(self, max_entries: int) -> None:
-        self._entries: TLRUCache[str, _Stored] = TLRUCache(
-            maxsize=max_entries, ttu=lambda _key, value, _now: value.expires, timer=time.monotonic
-        )
+        self._entries: LRUCache[Parts, _Stored] = LRUCache(maxsize=max_entries)
         self.evictions = 0
 
-    async def get(self, key: str) -> Entry | None:
+    async def get(self, key: Parts) -> Entry | None:
         stored = self._entries.get(key)
-        return stored.entry if stored is not None else None
+        if stored is None:
+            return None
+        if stored.expires <= time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return stored.entry
 
     async def put(self, place: Placement, body: bytes, ttl: float) -> None:
         if len(self._entries) >= self._entries.maxsize and place.key not in self._entries:
             self.evictions += 1
         self._entries[place.key] = _Stored(Entry(body, time.time()), place.groups, time.monotonic() + ttl)
 
-    async def invalidate(self, groups: list[str]) -> None:
+    async def invalidate(self, groups: list[Parts]) -> None:
         """A scan of the bounded cache: writes are rare next to reads, and a scan cannot miss an entry."""
         dropped = set(groups)
         for key in [k for k, stored in list(self._entries.items()) if dropped.intersection(stored.groups)]:
@@ -140,11 +151,11 @@ class RedisCache:
         self._last_outage_log = 0.0
         self._pending: list[str] = []
 
-    async def get(self, key: str) -> Entry | None:
+    async def get(self, key: Parts) -> Entry | None:
         if not await self._flush_pending():
             return None
         try:
-            raw = await self._redis.get(key)
+            raw = await self._redis.get(redis_name("e", key))
         except RedisError as exc:
             return self._failed(exc)
         self._recovered()
@@ -157,20 +168,21 @@ class RedisCache:
         if not await self._flush_pending():
             return
         ttl_ms = max(1, int(ttl * 1000))
+        key = redis_name("e", place.key)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(place.key, struct.pack("!d", time.time()) + body, px=ttl_ms)
-                for group in place.groups:
-                    pipe.sadd(group, place.key)
+                pipe.set(key, struct.pack("!d", time.time()) + body, px=ttl_ms)
+                for group in (redis_name("g", parts) for parts in place.groups):
+                    pipe.sadd(group, key)
                     pipe.pexpire(group, ttl_ms, nx=True)
                     pipe.pexpire(group, ttl_ms, gt=True)
                 await pipe.execute()
         except RedisError as exc:
             self._failed(exc)
 
-    async def invalidate(self, groups: list[str]) -> None:
+    async def invalidate(self, groups: list[Parts]) -> None:
         """Drop ``groups``; if Redis is down, remember them and drop them before the next cached read."""
-        self._pending.extend(groups)
+        self._pending.extend(redis_name("g", parts) for parts in groups)
         await self._flush_pending()
 
     async def _flush_pending(self) -> bool:

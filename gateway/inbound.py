@@ -5,8 +5,8 @@ Everything here works on the raw ASGI scope, and every bad value becomes a canon
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +35,7 @@ def request_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:
@@ -57,8 +57,14 @@ def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
     return connection
 
 
-def normalised_query(query: str) -> str:
-    return "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
+def query_pairs(scope: Scope) -> list[tuple[str, str]]:
+    query = scope.get("query_string", b"")
+    return parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
+
+
+def normalised_query(pairs: list[tuple[str, str]]) -> str:
+    """The query as part of a cache key: the same parameters in any order are one entry."""
+    return "&".join(f"{k}={v}" for k, v in sorted(pairs)) if pairs else ""
 
 
 def parse_call(operation: str, campaign_id: str | None, query: list[tuple[str, str]]) -> Call:
