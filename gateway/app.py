@@ -6,6 +6,8 @@ than a cache hit); the few service endpoints (health, metrics, docs) go through 
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -20,7 +22,15 @@ from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
 from gateway.engine import Call, run
-from gateway.errors import GatewayError, MethodNotAllowed, NotFound, RateLimited
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    UpstreamTimeout,
+)
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import authenticate, require_scope
 from gateway.mapping import Page
@@ -30,7 +40,7 @@ from gateway.reload import ConfigWatcher
 from gateway.routing import Route as ApiRoute
 from gateway.routing import match
 from gateway.runtime import Runtime, TransportFactory, build_runtime, close_runtime, retire
-from gateway.telemetry import RequestRecord, Telemetry
+from gateway.telemetry import RequestRecord, Telemetry, current_record
 
 log = logging.getLogger("gateway")
 
@@ -74,31 +84,26 @@ class GatewayApp:
             return
         if scope["type"] != "http":
             return
-        started = time.perf_counter()
-        request_id = inbound.request_id(scope)
+        record = RequestRecord(request_id=inbound.request_id(scope), method=scope["method"], path=scope["path"])
+        current_record.set(record)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-        record = RequestRecord(request_id=request_id, method=scope["method"], path=scope["path"])
         try:
             matched = match(scope["method"], raw_path)
             if matched is None:
-                await self._service(scope, receive, send, request_id)
-                return
-            record.status = await self._api(scope, receive, send, matched, record)
+                await self._service(scope, receive, send, record)
+            else:
+                record.status = await self._api(scope, receive, send, matched, record)
         except GatewayError as error:
-            record.status, record.upstream_status = error.status, error.upstream_status
-            await _send_error(send, error, request_id)
+            record.status, record.error = error.status, error.code
+            record.upstream_status = error.upstream_status or record.upstream_status
+            headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+            await _reply(send, record, error.status, orjson.dumps(error.envelope(record.request_id)), headers)
         except Exception:
-            log.exception("unhandled error in request %s", request_id)
-            record.status = 500
-            body = {
-                "error": {
-                    "code": "internal_error",
-                    "message": "internal error",
-                    "request_id": request_id,
-                }
-            }
-            await respond(send, 500, orjson.dumps(body), [(b"x-request-id", request_id.encode())])
-        record.ms = round((time.perf_counter() - started) * 1000, 3)
+            log.exception("unhandled error in request %s", record.request_id)
+            record.status, record.error = 500, "internal_error"
+            body = {"error": {"code": "internal_error", "message": "internal error", "request_id": record.request_id}}
+            await _reply(send, record, 500, orjson.dumps(body), [])
+        record.ms = (time.perf_counter() - record.started) * 1000
         self.telemetry.record(record)
 
     async def _api(
@@ -115,7 +120,7 @@ class GatewayApp:
         tenant, key = authenticate(runtime.config, inbound.presented_key(headers))
         record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
         require_scope(key, route.scope)
-        out = [(b"x-request-id", record.request_id.encode())]
+        out: list[tuple[bytes, bytes]] = []
         buckets = runtime.buckets(tenant, key)
         if buckets:
             decision = await runtime.limiter.check(buckets)
@@ -123,7 +128,7 @@ class GatewayApp:
                 raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
             out += [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
         if route.operation == "connections":
-            await respond(send, 200, orjson.dumps(_connections(tenant)), out)
+            await _reply(send, record, 200, orjson.dumps(_connections(tenant)), out)
             return 200
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
@@ -136,8 +141,14 @@ class GatewayApp:
             call.body, raw = await inbound.read_canonical_body(route.operation, headers, receive)
 
         async def perform() -> tuple[int, bytes]:
-            result = await run(connection, runtime.upstream(tenant, connection), call)
-            await runtime.cache.invalidate(cache.write_groups(tenant.id, connection.fingerprint, campaign_id))
+            groups = cache.write_groups(tenant.id, connection.fingerprint, campaign_id)
+            try:
+                result = await run(connection, runtime.upstream(tenant, connection), call)
+            except GatewayError as error:
+                if error.status >= 500:  # a timeout or vendor fault: the write may still have been applied
+                    await self._drop(runtime, groups)
+                raise
+            await self._drop(runtime, groups)
             if route.operation == "delete":
                 return 204, b""
             return (201 if route.operation == "create" else 200), _serialise(result)
@@ -152,12 +163,13 @@ class GatewayApp:
                 out.append((b"idempotent-replayed", b"true"))
         else:
             status, body = await perform()
-        if status == 204:
-            await send({"type": "http.response.start", "status": 204, "headers": out})
-            await send({"type": "http.response.body", "body": b""})
-        else:
-            await respond(send, status, body, out)
+        await _reply(send, record, status, body, out)
         return status
+
+    async def _drop(self, runtime: Runtime, groups: list[cache.Parts]) -> None:
+        """After a write: forget fetches in flight for these groups, and drop what is cached."""
+        self.single_flight.forget(groups)
+        await runtime.cache.invalidate(groups)
 
     async def _read(
         self,
@@ -180,7 +192,7 @@ class GatewayApp:
         if ttl <= 0:
             record.cache = "BYPASS"
             body = _serialise(await run(connection, upstream, call))
-            await respond(send, 200, body, [*out, (b"x-cache", b"BYPASS")])
+            await _reply(send, record, 200, body, [*out, (b"x-cache", b"BYPASS")])
             return 200
         query_key = inbound.normalised_query(query)
         place = cache.placement(tenant.id, connection.fingerprint, call.operation, call.id, query_key)
@@ -189,28 +201,30 @@ class GatewayApp:
         elif (entry := await runtime.cache.get(place.key)) is not None:
             record.cache = "HIT"
             age = str(max(0, int(time.time() - entry.stored_at))).encode()
-            await respond(send, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
+            await _reply(send, record, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
             return 200
         else:
             record.cache = "MISS"
 
         async def fetch() -> bytes:
+            token = await runtime.cache.begin(place)
             body = _serialise(await run(connection, upstream, call))
-            await runtime.cache.put(place, body, ttl)
+            await runtime.cache.put(place, body, ttl, token)
             return body
 
         timeout = connection.timeouts.connect + connection.timeouts.read
-        body, _led = await self.single_flight.run(place.key, fetch, timeout)
-        await respond(send, 200, body, [*out, (b"x-cache", record.cache.encode())])
+        try:
+            body, _led = await self.single_flight.run(place, fetch, timeout)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{connection.vendor} did not answer in time", vendor=connection.vendor) from exc
+        await _reply(send, record, 200, body, [*out, (b"x-cache", record.cache.encode())])
         return 200
 
-    async def _service(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _service(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                record.status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", record.request_id.encode())]
             await send(message)
 
         path = scope["path"]
@@ -239,7 +253,15 @@ class GatewayApp:
         }
         return JSONResponse(detail, status_code=200 if ready else 503)
 
-    async def _metrics(self, _request: Request) -> Response:
+    async def _metrics(self, request: Request) -> Response:
+        """Prometheus text. With ``metrics.token`` set, only with that bearer token; else loopback only."""
+        token = self.runtime.config.metrics_token
+        if token is not None:
+            presented = inbound.presented_key({b"authorization": request.headers.get("authorization", "").encode()})
+            if presented is None or not hmac.compare_digest(presented.encode(), token.encode()):
+                raise Unauthorized("/metrics needs the scrape token")
+        elif not _loopback(request.client.host if request.client else None):
+            raise Forbidden("/metrics answers loopback clients only (set metrics.token to scrape from elsewhere)")
         return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -258,6 +280,13 @@ class GatewayApp:
         await close_runtime(self.runtime)
 
 
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _ttl(config: Config, connection: Connection, operation: str) -> float:
     """Config's per-operation TTL, else the map's, else the default."""
     spec = config.cache
@@ -273,10 +302,16 @@ def _serialise(result: Any) -> bytes:
     return orjson.dumps(result)
 
 
-async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
-    headers = [(b"x-request-id", request_id.encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
-    await respond(send, error.status, orjson.dumps(error.envelope(request_id)), headers)
+async def _reply(
+    send: Send, record: RequestRecord, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Every /v1 answer: with the request id and Server-Timing (vendor time, gateway time)."""
+    headers = [(b"x-request-id", record.request_id.encode()), (b"server-timing", record.server_timing()), *headers]
+    if status == 204:
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await respond(send, status, body, headers)
 
 
 def _connections(tenant: Tenant) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.config import SCOPES, Config, default_config_path, load_config
+from gateway.mapping.spec import OPERATION_NAMES
 from gateway.problems import Problem
 
 
@@ -42,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--id", dest="label", help="the key's label (default: TENANT-key-<6 random hex digits>)")
     new.add_argument("--expires-in", type=_duration, help="e.g. 90d, 12h, 30m: sets expires_at")
     new.set_defaults(run=_keys_new)
+
+    translate = commands.add_parser(
+        "translate", help="print the vendor request a canonical request becomes (nothing is sent)"
+    )
+    _config_option(translate)
+    translate.add_argument("--connection", required=True)
+    translate.add_argument("--tenant", help="when several tenants have a connection of that name")
+    translate.add_argument("operation", choices=OPERATION_NAMES)
+    translate.add_argument("--body", type=Path, help="a canonical request body (JSON file)")
+    translate.add_argument("--id", dest="campaign_id", help="the campaign id, for operations on one")
+    translate.add_argument("--response", type=Path, help="a vendor answer (JSON file): print its canonical form")
+    translate.set_defaults(run=_translate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a vendor map file (for editors)")
     schema.set_defaults(run=_schema)
@@ -124,6 +137,33 @@ def _keys_new(args: argparse.Namespace) -> int:
     print(key)
     print(f"\nConfig entry for tenant {args.tenant} (under keys:):", file=sys.stderr)
     print(entry)
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.errors import GatewayError
+    from gateway.translate import canonical_call, canonical_side, find_connection, vendor_side
+
+    _path, config, problems = _load(args.config)
+    if config is None:
+        _report(problems)
+        return 1
+    try:
+        connection = find_connection(config, args.connection, args.tenant)
+        call = canonical_call(args.operation, args.body.read_bytes() if args.body else None, args.campaign_id)
+        if args.response is not None:
+            output = canonical_side(connection, call, json.loads(args.response.read_text()))
+        else:
+            output = vendor_side(connection, call)
+    except (LookupError, OSError, ValueError) as exc:
+        print(f"gateway translate: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(json.dumps(exc.envelope("translate"), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps(output, indent=2))
     return 0
 
 

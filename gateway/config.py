@@ -18,6 +18,8 @@ from gateway.problems import Problem, at, from_validation
 from gateway.yamlsrc import SourceFile, YamlProblem, load_yaml
 
 SANDBOX = "sandbox"
+# Shorter credentials are not masked in logs and answers: they would match ordinary text.
+MIN_SECRET_LENGTH = 8
 Scope = Literal["campaigns:read", "campaigns:write"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -76,8 +78,23 @@ class TenantSpec(Strict):
     rate_limit: RateLimitSpec | None = None
 
 
+class LoggingSpec(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: readable text at a terminal, JSON lines otherwise"
+    )
+
+
+class MetricsSpec(Strict):
+    token: str | None = Field(
+        default=None, description="Bearer token /metrics asks for; without one, /metrics answers loopback only"
+    )
+
+
 class ConfigSpec(Strict):
     mappings_dir: str = "mappings"
+    logging: LoggingSpec = LoggingSpec()
+    metrics: MetricsSpec = MetricsSpec()
     cache: CacheSpec = CacheSpec()
     tenants: list[TenantSpec] = []
 
@@ -112,6 +129,8 @@ class Config:
     path: Path
     mappings_dir: Path
     cache: CacheSpec
+    logging: LoggingSpec
+    metrics_token: str | None
     tenants: dict[str, Tenant]
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
 
@@ -133,7 +152,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
     maps, problems = load_maps(maps_dir)
-    config = Config(path=path, mappings_dir=maps_dir, cache=spec.cache, tenants={})
+    token = {"token": spec.metrics.token} if spec.metrics.token else {}
+    metrics = _resolve_env(token, environ, source, ("metrics",), problems)
+    config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={})
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:
@@ -237,7 +258,7 @@ def _connection(
         params=params,
         auth_headers=headers,
         auth_query=query,
-        secrets=tuple(value for value in credentials.values() if value),
+        secrets=tuple(value for value in credentials.values() if len(value) >= MIN_SECRET_LENGTH),
         timeouts=spec.timeouts,
         fingerprint=fingerprint,
     )

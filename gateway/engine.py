@@ -14,7 +14,7 @@ from gateway.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from gateway.mapping import CompiledOperation, Page
+from gateway.mapping import CompiledOperation, Page, UpstreamRequest
 from gateway.mapping.compiler import MalformedResponse
 from gateway.mapping.expressions import TranslationError
 from gateway.upstream import Upstream
@@ -34,8 +34,8 @@ class Call:
     include_vendor_data: bool = False
 
 
-async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
-    """The canonical answer of ``call`` (a dict, a list page, or None for delete)."""
+def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict[str, Any]]:
+    """The vendor's operation for ``call`` and the context its map reads, after the checks that need no vendor."""
     vendor = connection.vendor
     operation = connection.map.operations.get(call.operation)
     if operation is None:
@@ -44,12 +44,11 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
         raise NotFound(f"campaign {call.id} not found at {connection.name}", vendor=vendor)
     if call.cursor is not None and not operation.takes_cursor and call.cursor != str(call.offset):
         raise ValidationFailed("invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API gave"}])
-    body = call.body
-    if body is not None:
-        _check_fields(operation, body, vendor)
+    if call.body is not None:
+        _check_fields(operation, call.body, vendor)
     context = {
         "now": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "body": body,
+        "body": call.body,
         "id": call.id,
         "params": connection.params,
         "page": {
@@ -60,26 +59,23 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
         },
         "filter": {"status": call.status},
     }
+    return operation, context
+
+
+async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
+    """The canonical answer of ``call`` (a dict, a list page, or None for delete)."""
+    operation, context = prepare(connection, call)
     if operation.fan_out is not None:
         return await _fan_out(operation, upstream, context, call)
     result = await _exchange(operation, upstream, context, call.include_vendor_data)
     if operation.refetch and isinstance(result, dict):
-        return await run(
-            connection,
-            upstream,
-            Call("get", id=result["id"], include_vendor_data=call.include_vendor_data),
-        )
-    return _finish(connection, operation.kind, result, call, filtered_upstream=operation.filters_status)
+        refetch = Call("get", id=result["id"], include_vendor_data=call.include_vendor_data)
+        return await run(connection, upstream, refetch)
+    return finish(connection, operation.kind, result, call, filtered_upstream=operation.filters_status)
 
 
-async def _exchange(
-    operation: CompiledOperation,
-    upstream: Upstream,
-    context: dict[str, Any],
-    include_vendor_data: bool,
-) -> Any:
-    """One upstream round trip: build the vendor request, send it, translate the answer."""
-    vendor = upstream.connection.vendor
+def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor: str) -> UpstreamRequest:
+    """The vendor request a canonical one becomes; a value the vendor cannot take is a 422 naming it."""
     try:
         request = operation.build_request(context)
     except TranslationError as exc:
@@ -92,13 +88,28 @@ async def _exchange(
     body = context["body"]
     if request.json is not None and body and body.get("vendor_options"):
         request.json.update(_deep_merge(request.json, body["vendor_options"]))
-    status, answer = await upstream.send(request)
+    return request
+
+
+def translate_answer(
+    operation: CompiledOperation, answer: Any, context: dict[str, Any], include: bool, vendor: str, status: int
+) -> Any:
+    """The canonical form of a vendor's answer; one the map cannot read is a 502 naming the status."""
     try:
-        return operation.parse_response(answer, context, include_vendor_data)
+        return operation.parse_response(answer, context, include)
     except MalformedResponse as exc:
         raise UpstreamError(
             f"{vendor} answered in a shape the map cannot read: {exc}", vendor=vendor, upstream_status=status
         ) from exc
+
+
+async def _exchange(
+    operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], include_vendor_data: bool
+) -> Any:
+    """One upstream round trip: build the vendor request, send it, translate the answer."""
+    vendor = upstream.connection.vendor
+    status, answer = await upstream.send(vendor_request(operation, context, vendor))
+    return translate_answer(operation, answer, context, include_vendor_data, vendor, status)
 
 
 async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
@@ -125,10 +136,10 @@ async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: di
     }
     if call.include_vendor_data:
         answer["vendor_data"] = {"results": results}
-    return _finish(upstream.connection, operation.kind, answer, call, filtered_upstream=False)
+    return finish(upstream.connection, operation.kind, answer, call, filtered_upstream=False)
 
 
-def _finish(connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool) -> Any:
+def finish(connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool) -> Any:
     if kind == "campaign":
         return _campaign(connection, result)
     if kind == "campaign_page":

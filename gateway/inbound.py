@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, ValidationError
 
@@ -64,7 +64,7 @@ def query_pairs(scope: Scope) -> list[tuple[str, str]]:
 
 def normalised_query(pairs: list[tuple[str, str]]) -> str:
     """The query as part of a cache key: the same parameters in any order are one entry."""
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs)) if pairs else ""
+    return urlencode(sorted(pairs)) if pairs else ""
 
 
 def parse_call(operation: str, campaign_id: str | None, query: list[tuple[str, str]]) -> Call:

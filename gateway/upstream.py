@@ -8,6 +8,7 @@ tests an httpx MockTransport. One code path for all three.
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.mapping import UpstreamRequest
+from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
     HttpxTransport,
@@ -73,17 +75,20 @@ class Upstream:
     async def send(self, request: UpstreamRequest) -> tuple[int, Any]:
         """Send ``request``; answer the status and the decoded JSON body, or raise a GatewayError."""
         vendor = self.connection.vendor
-        url = self.connection.base_url + request.path
-        query = {**request.query, **self.connection.auth_query}
-        if query:
-            url += "?" + urlencode(query, doseq=True)
-        headers, body = _encode(request, self._headers)
+        url, headers, body = self.wire(request)
+        record = current_record.get()
+        started = time.perf_counter()
         try:
             status, response_headers, content = await self.transport.send(request.method, url, headers, body)
         except TransportTimeout as exc:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
         except TransportUnreachable as exc:
             raise UpstreamUnavailable(f"{vendor} could not be reached", vendor=vendor) from exc
+        finally:
+            if record is not None:
+                record.add_upstream(time.perf_counter() - started)
+        if record is not None:
+            record.upstream_status = status
         answer = _decode(self._redact_body(content))
         if status >= 400:
             raise self.error(status, answer, response_headers.get("retry-after"))
@@ -94,6 +99,15 @@ class Upstream:
                 upstream_status=status,
             )
         return status, answer
+
+    def wire(self, request: UpstreamRequest) -> tuple[str, dict[str, str], bytes | None]:
+        """The URL, headers (auth included) and body bytes that ``request`` goes out as."""
+        url = self.connection.base_url + request.path
+        query = {**request.query, **self.connection.auth_query}
+        if query:
+            url += "?" + urlencode(query, doseq=True)
+        headers, body = _encode(request, self._headers)
+        return url, headers, body
 
     def error(self, status: int, body: Any, retry_after: str | None) -> GatewayError:
         vendor_map, vendor = self.connection.map, self.connection.vendor

@@ -1,0 +1,99 @@
+"""`gateway translate`: what a canonical request becomes at a vendor, and what a vendor answer becomes.
+
+Nothing is sent. Credentials are masked in the printed headers and URL. The tool for writing and
+debugging a vendor map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from gateway.config import Config, Connection
+from gateway.engine import Call, finish, prepare, translate_answer, vendor_request
+from gateway.errors import ValidationFailed
+from gateway.inbound import BODY_MODELS, validation_details
+from gateway.mapping import Page
+from gateway.redact import MASK
+from gateway.upstream import Upstream
+
+
+class NoTransport:
+    """Stands where the network would: translate never sends."""
+
+    async def send(self, *_args: Any) -> Any:
+        raise RuntimeError("translate does not send requests")
+
+    async def close(self) -> None:
+        return None
+
+
+def find_connection(config: Config, name: str, tenant: str | None) -> Connection:
+    found = [
+        connection
+        for tenant_id, t in config.tenants.items()
+        if tenant is None or tenant_id == tenant
+        for connection in t.connections.values()
+        if connection.name == name
+    ]
+    if not found:
+        raise LookupError(f"no connection named {name!r}" + (f" in tenant {tenant!r}" if tenant else ""))
+    if len(found) > 1:
+        raise LookupError(f"several tenants have a connection named {name!r}: name one with --tenant")
+    return found[0]
+
+
+def canonical_call(operation: str, body: bytes | None, campaign_id: str | None) -> Call:
+    call = Call(operation, id=campaign_id, include_vendor_data=True)
+    if body is not None and operation in BODY_MODELS:
+        try:
+            model = BODY_MODELS[operation].model_validate_json(body)
+        except ValidationError as exc:
+            raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
+        call.body = model.model_dump(mode="json", exclude_none=True)
+    return call
+
+
+def vendor_side(connection: Connection, call: Call) -> dict[str, Any]:
+    """The upstream request, as it would leave the gateway (credentials masked)."""
+    operation, context = prepare(connection, call)
+    items = operation.fan_out(context) if operation.fan_out else None
+    contexts = [{**context, "item": item} for item in items] if items is not None else [context]
+    upstream = Upstream(connection, NoTransport())
+    requests = []
+    for each in contexts:
+        request = vendor_request(operation, each, connection.vendor)
+        url, headers, body = upstream.wire(request)
+        requests.append(
+            {
+                "method": request.method,
+                "url": _mask(url, connection),
+                "headers": {name: _mask(value, connection) for name, value in headers.items()},
+                "body": _body(body, headers),
+            }
+        )
+    return {"operation": call.operation, "vendor": connection.vendor, "requests": requests}
+
+
+def canonical_side(connection: Connection, call: Call, vendor_answer: Any) -> Any:
+    """The canonical answer a vendor's answer (already decoded JSON) would become."""
+    operation, context = prepare(connection, call)
+    result = translate_answer(operation, vendor_answer, context, True, connection.vendor, 200)
+    answer = finish(connection, operation.kind, result, call, filtered_upstream=True)
+    return {"data": answer.items, "next_cursor": answer.next_cursor} if isinstance(answer, Page) else answer
+
+
+def _mask(text: str, connection: Connection) -> str:
+    for secret in connection.secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _body(body: bytes | None, headers: dict[str, str]) -> Any:
+    if body is None:
+        return None
+    if headers.get("content-type") == "application/json":
+        return orjson.loads(body)
+    return body.decode("utf-8", "replace")
