@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import secrets
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,11 +119,28 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     if args.workers > 1:
-        WorkerSupervisor(config, sockets=[config.bind_socket()]).run()
+        with _shared_metrics_folder():
+            WorkerSupervisor(config, sockets=[config.bind_socket()]).run()
         return 0
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 3
+
+
+@contextlib.contextmanager
+def _shared_metrics_folder() -> Iterator[None]:
+    """Workers write their metrics to one folder, and /metrics in any of them sums all (prometheus multiprocess)."""
+    from gateway.telemetry import MULTIPROCESS_ENV
+
+    if os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _keys_new(args: argparse.Namespace) -> int:
