@@ -154,6 +154,7 @@ class GatewayApp:
             return (201 if route.operation == "create" else 200), _serialise(result)
 
         idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
+        call.idempotency_key = bool(idempotency_key)
         if idempotency_key:
             fingerprint = self.idempotency.fingerprint(connection.fingerprint, route.operation, campaign_id, raw)
             status, body, replayed = await self.idempotency.run(
@@ -250,6 +251,7 @@ class GatewayApp:
             "tenants": len(runtime.config.tenants),
             "connections": len(runtime.upstreams),
             "cache": backend,
+            "circuits": _circuits(runtime),
         }
         return JSONResponse(detail, status_code=200 if ready else 503)
 
@@ -262,6 +264,7 @@ class GatewayApp:
                 raise Unauthorized("/metrics needs the scrape token")
         elif not _loopback(request.client.host if request.client else None):
             raise Forbidden("/metrics answers loopback clients only (set metrics.token to scrape from elsewhere)")
+        self.telemetry.set_circuits(_circuits(self.runtime))
         return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -278,6 +281,14 @@ class GatewayApp:
     async def aclose(self) -> None:
         await self.watcher.stop()
         await close_runtime(self.runtime)
+
+
+def _circuits(runtime: Runtime) -> dict[str, str]:
+    """Each connection's circuit state, by tenant/connection."""
+    return {
+        f"{tenant_id}/{upstream.connection.name}": upstream.breaker.state
+        for (tenant_id, _fingerprint), upstream in runtime.upstreams.items()
+    }
 
 
 def _loopback(host: str | None) -> bool:

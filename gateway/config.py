@@ -57,8 +57,22 @@ class KeySpec(Strict):
 
 
 class TimeoutSpec(Strict):
-    connect: float = Field(default=5, gt=0)
-    read: float = Field(default=30, gt=0)
+    connect: float = Field(default=3, gt=0, description="Seconds to open a connection to the vendor")
+    read: float = Field(default=15, gt=0, description="Seconds to wait for the vendor's answer, per attempt")
+    total: float = Field(default=30, gt=0, description="Seconds for the whole request, retries included")
+
+
+class RetrySpec(Strict):
+    attempts: int = Field(default=3, ge=1, le=10, description="Attempts in all, the first included")
+    backoff_base_seconds: float = Field(default=0.1, ge=0)
+    backoff_max_seconds: float = Field(default=2.0, ge=0)
+
+
+class CircuitSpec(Strict):
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=10, ge=1)
+    window_seconds: float = Field(default=30, gt=0)
+    open_seconds: float = Field(default=15, gt=0)
 
 
 class ConnectionSpec(Strict):
@@ -68,6 +82,9 @@ class ConnectionSpec(Strict):
     credentials: dict[str, str] = {}
     params: dict[str, str] = {}
     timeouts: TimeoutSpec = TimeoutSpec()
+    retries: RetrySpec = RetrySpec()
+    circuit: CircuitSpec = CircuitSpec()
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
 
 class TenantSpec(Strict):
@@ -113,6 +130,9 @@ class Connection:
     auth_query: dict[str, str]
     secrets: tuple[str, ...]
     timeouts: TimeoutSpec
+    retries: RetrySpec
+    circuit: CircuitSpec
+    max_response_bytes: int
     fingerprint: str
 
 
@@ -246,9 +266,10 @@ def _connection(
         return None
     headers, query = vendor_map.render_auth(credentials, params)
     # Identifies what the connection reaches and how: a change means a new client and a fresh cache.
-    identity = [spec.name, spec.vendor, base_url, sorted(params.items()), sorted(headers.items())]
+    identity = [spec.name, spec.vendor, vendor_map.digest, base_url, sorted(params.items()), sorted(headers.items())]
     identity.append(sorted(query.items()))
-    fingerprint = hashlib.sha256(repr((identity, spec.timeouts)).encode()).hexdigest()[:32]
+    settings = (spec.timeouts, spec.retries, spec.circuit, spec.max_response_bytes)
+    fingerprint = hashlib.sha256(repr((identity, settings)).encode()).hexdigest()[:32]
     return Connection(
         name=spec.name,
         vendor=spec.vendor,
@@ -260,6 +281,9 @@ def _connection(
         auth_query=query,
         secrets=tuple(value for value in credentials.values() if len(value) >= MIN_SECRET_LENGTH),
         timeouts=spec.timeouts,
+        retries=spec.retries,
+        circuit=spec.circuit,
+        max_response_bytes=spec.max_response_bytes,
         fingerprint=fingerprint,
     )
 

@@ -32,6 +32,7 @@ class Call:
     cursor: str | None = None
     status: str | None = None
     include_vendor_data: bool = False
+    idempotency_key: bool = False  # a create may be retried only when it carries one
 
 
 def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict[str, Any]]:
@@ -67,7 +68,7 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
     operation, context = prepare(connection, call)
     if operation.fan_out is not None:
         return await _fan_out(operation, upstream, context, call)
-    result = await _exchange(operation, upstream, context, call.include_vendor_data)
+    result = await _exchange(operation, upstream, context, call)
     if operation.refetch and isinstance(result, dict):
         refetch = Call("get", id=result["id"], include_vendor_data=call.include_vendor_data)
         return await run(connection, upstream, refetch)
@@ -103,13 +104,12 @@ def translate_answer(
         ) from exc
 
 
-async def _exchange(
-    operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], include_vendor_data: bool
-) -> Any:
+async def _exchange(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
     """One upstream round trip: build the vendor request, send it, translate the answer."""
     vendor = upstream.connection.vendor
-    status, answer = await upstream.send(vendor_request(operation, context, vendor))
-    return translate_answer(operation, answer, context, include_vendor_data, vendor, status)
+    retry = operation.idempotent or call.idempotency_key
+    status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+    return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
 
 async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
@@ -123,7 +123,7 @@ async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: di
     first_error: GatewayError | None = None
     for index, item in enumerate(items):
         try:
-            results.append(await _exchange(operation, upstream, {**context, "item": item}, call.include_vendor_data))
+            results.append(await _exchange(operation, upstream, {**context, "item": item}, call))
         except GatewayError as error:
             first_error = first_error or error
             errors.append({"index": index, "code": error.code, "message": error.message})

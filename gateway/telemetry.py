@@ -39,10 +39,14 @@ class RequestRecord:
     cache: str | None = None
     error: str | None = None
     upstream_ms: float = 0.0
+    retries: int = 0
     ms: float = 0.0
 
     def add_upstream(self, seconds: float) -> None:
         self.upstream_ms += seconds * 1000
+
+    def add_retry(self) -> None:
+        self.retries += 1
 
     def server_timing(self) -> bytes:
         """``Server-Timing``: the vendor's time and the gateway's own, so far, in milliseconds."""
@@ -67,6 +71,7 @@ class RequestRecord:
             "error": self.error,
             "ms": round(self.ms, 3),
             "upstream_ms": round(self.upstream_ms, 3),
+            "retries": self.retries,
         }
 
 
@@ -125,6 +130,8 @@ class Telemetry:
             self._child(self.overhead, vendor, operation).observe(max(0.0, record.ms - record.upstream_ms) / 1000)
         if record.cache is not None:
             self._child(self.cache_results, record.cache).inc()
+        if record.retries:
+            self._child(self.retries, vendor).inc(record.retries)
         if record.error is not None and record.error.startswith("upstream_"):
             self._child(self.upstream_errors, vendor, record.error).inc()
         if access_log.isEnabledFor(logging.INFO):
@@ -132,6 +139,10 @@ class Telemetry:
             line = access_log.makeRecord(access_log.name, logging.INFO, "", 0, "", None, None)
             line.fields = record.log_fields()  # type: ignore[attr-defined]
             access_log.handle(line)
+
+    def set_circuits(self, states: dict[str, str]) -> None:
+        for connection, state in states.items():
+            self._child(self.circuit_open, connection).set(1 if state == "open" else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -26,6 +26,10 @@ class TransportUnreachable(Exception):
     """The vendor could not be reached, or the connection broke."""
 
 
+class TransportTooLarge(Exception):
+    """The vendor's answer is larger than the connection allows."""
+
+
 class Transport(Protocol):
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
@@ -37,8 +41,9 @@ class Transport(Protocol):
 class AiohttpTransport:
     """A pooled aiohttp session, made on first use inside the running event loop."""
 
-    def __init__(self, timeouts: TimeoutSpec) -> None:
+    def __init__(self, timeouts: TimeoutSpec, max_bytes: int) -> None:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
+        self._max_bytes = max_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -56,7 +61,12 @@ class AiohttpTransport:
             async with self._session.request(
                 method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
             ) as response:
-                return response.status, response.headers, await response.read()
+                if (response.content_length or 0) > self._max_bytes:
+                    raise TransportTooLarge(f"{response.content_length} bytes")
+                content = await response.content.read(self._max_bytes + 1)
+                if len(content) > self._max_bytes:
+                    raise TransportTooLarge(f"more than {self._max_bytes} bytes")
+                return response.status, response.headers, content
         except TimeoutError as exc:
             raise TransportTimeout(str(exc)) from exc
         except aiohttp.ClientError as exc:
@@ -70,9 +80,10 @@ class AiohttpTransport:
 class HttpxTransport:
     """Any httpx transport behind the same interface: the in-process sandbox, or a test's mock."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, timeouts: TimeoutSpec) -> None:
+    def __init__(self, transport: httpx.AsyncBaseTransport, timeouts: TimeoutSpec, max_bytes: int) -> None:
         timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect)
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+        self._max_bytes = max_bytes
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
@@ -81,8 +92,10 @@ class HttpxTransport:
             response = await self._client.request(method, url, headers=headers, content=body)
         except httpx.TimeoutException as exc:
             raise TransportTimeout(str(exc)) from exc
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # an in-process app that crashed is, to us, a connection that broke
             raise TransportUnreachable(type(exc).__name__) from exc
+        if len(response.content) > self._max_bytes:
+            raise TransportTooLarge(f"{len(response.content)} bytes")
         return response.status_code, response.headers, response.content
 
     async def close(self) -> None:

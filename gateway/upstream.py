@@ -7,6 +7,7 @@ tests an httpx MockTransport. One code path for all three.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from typing import Any
@@ -24,12 +25,14 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.mapping import UpstreamRequest
+from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
     HttpxTransport,
     Transport,
     TransportTimeout,
+    TransportTooLarge,
     TransportUnreachable,
 )
 
@@ -60,30 +63,60 @@ class Upstream:
     def __init__(self, connection: Connection, transport: Transport | None = None) -> None:
         self.connection = connection
         if transport is None:
+            limit = connection.max_response_bytes
             transport = (
                 HttpxTransport(
-                    httpx.ASGITransport(app=sandbox_app(connection.map.sandbox or "")),
-                    connection.timeouts,
+                    httpx.ASGITransport(app=sandbox_app(connection.map.sandbox or "")), connection.timeouts, limit
                 )
                 if connection.sandbox
-                else AiohttpTransport(connection.timeouts)
+                else AiohttpTransport(connection.timeouts, limit)
             )
         self.transport = transport
+        self.breaker = CircuitBreaker(connection.circuit, connection.name)
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
 
-    async def send(self, request: UpstreamRequest) -> tuple[int, Any]:
-        """Send ``request``; answer the status and the decoded JSON body, or raise a GatewayError."""
+    async def send(self, request: UpstreamRequest, *, retry: bool = False) -> tuple[int, Any]:
+        """Send ``request`` (again after retryable faults when ``retry``), within the total time budget.
+
+        Answers the status and the decoded JSON body, or raises a GatewayError.
+        """
+        deadline = time.monotonic() + self.connection.timeouts.total
+        if not retry:
+            return await self._attempt(request, deadline)
+        record = current_record.get()
+        return await with_retries(
+            self.connection.retries,
+            lambda: self._attempt(request, deadline),
+            deadline=deadline,
+            on_retry=record.add_retry if record is not None else None,
+        )
+
+    async def _attempt(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
+        vendor = self.connection.vendor
+        self.breaker.before_call(vendor)
+        try:
+            answer = await self._exchange(request, deadline)
+        except GatewayError as error:
+            self.breaker.after_call(counts_as_failure(error))
+            raise
+        self.breaker.after_call(False)
+        return answer
+
+    async def _exchange(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
         vendor = self.connection.vendor
         url, headers, body = self.wire(request)
         record = current_record.get()
         started = time.perf_counter()
         try:
-            status, response_headers, content = await self.transport.send(request.method, url, headers, body)
-        except TransportTimeout as exc:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                status, response_headers, content = await self.transport.send(request.method, url, headers, body)
+        except (TransportTimeout, TimeoutError) as exc:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
         except TransportUnreachable as exc:
             raise UpstreamUnavailable(f"{vendor} could not be reached", vendor=vendor) from exc
+        except TransportTooLarge as exc:
+            raise UpstreamError(f"{vendor} answered with a body too large to take ({exc})", vendor=vendor) from exc
         finally:
             if record is not None:
                 record.add_upstream(time.perf_counter() - started)
@@ -94,9 +127,7 @@ class Upstream:
             raise self.error(status, answer, response_headers.get("retry-after"))
         if answer is _NOT_JSON:
             raise UpstreamError(
-                f"{vendor} answered with a body that is not JSON",
-                vendor=vendor,
-                upstream_status=status,
+                f"{vendor} answered with a body that is not JSON", vendor=vendor, upstream_status=status
             )
         return status, answer
 

@@ -174,6 +174,8 @@ def connection(name: str, host: str, api_key: str = "vendor-secret-key") -> dict
         "vendor": "generic",
         "base_url": f"https://{host}/v1",
         "credentials": {"api_key": api_key},
+        # One attempt: these tests count upstream calls, and retries (tested elsewhere) would add some.
+        "retries": {"attempts": 1},
     }
 
 

@@ -104,6 +104,7 @@ class VendorMap:
     operations: dict[str, CompiledOperation]
     required_params: set[str]
     required_credentials: set[str]
+    digest: str = ""  # of the map file: a changed map means new clients on reload
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}

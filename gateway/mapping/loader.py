@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -51,6 +52,8 @@ def load_map(path: Path) -> tuple[VendorMap | None, list[Problem]]:
             )
         ]
     try:
-        return compile_map(spec), []
+        vendor_map = compile_map(spec)
     except MapError as exc:
         return None, [at(source, exc.loc, exc.message)]
+    vendor_map.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return vendor_map, []

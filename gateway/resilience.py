@@ -1,0 +1,125 @@
+"""Retries with backoff, and a circuit breaker per connection.
+
+Retries: only for operations safe to repeat (reads, and writes the map marks idempotent, or a
+create carrying an Idempotency-Key), only on faults worth retrying (the vendor could not be
+reached, 429, 502, 503, 504), with exponential backoff and full jitter, honouring Retry-After,
+bounded in attempts and by the request's total time budget.
+
+Circuit breaker: when the share of failed calls over the recent window passes a threshold (after
+a minimum number of calls), the connection's circuit opens and calls are refused at once with
+503 and Retry-After; after ``open_seconds`` one probe call is let through (half open): success
+closes the circuit, failure opens it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gateway.config import CircuitSpec, RetrySpec
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+
+T = TypeVar("T")
+RETRYABLE_CODES = frozenset({"upstream_unavailable", "upstream_timeout", "rate_limited"})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def retryable(error: GatewayError) -> bool:
+    if error.upstream_status is not None:
+        return error.upstream_status in RETRYABLE_STATUSES
+    return error.code in RETRYABLE_CODES  # no answer at all: connect error or timeout
+
+
+def backoff(spec: RetrySpec, attempt: int, error: GatewayError) -> float:
+    """Seconds before retry number ``attempt`` (1-based): Retry-After if the vendor gave one."""
+    retry_after = error.headers.get("Retry-After")
+    if retry_after is not None:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            pass
+    return random.uniform(0, min(spec.backoff_max_seconds, spec.backoff_base_seconds * 2 ** (attempt - 1)))
+
+
+async def with_retries(
+    spec: RetrySpec,
+    call: Callable[[], Awaitable[T]],
+    *,
+    deadline: float,
+    on_retry: Callable[[], None] | None = None,
+) -> T:
+    """``call()``, again after retryable faults while attempts and the time budget last."""
+    attempt = 1
+    while True:
+        try:
+            return await call()
+        except GatewayError as error:
+            if attempt >= spec.attempts or not retryable(error):
+                raise
+            pause = backoff(spec, attempt, error)
+            if time.monotonic() + pause >= deadline:
+                raise
+            if on_retry is not None:
+                on_retry()
+            await asyncio.sleep(pause)
+            attempt += 1
+
+
+@dataclass
+class CircuitBreaker:
+    spec: CircuitSpec
+    name: str
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    opened_at: float | None = None
+    probing: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if time.monotonic() - self.opened_at >= self.spec.open_seconds else "open"
+
+    def before_call(self, vendor: str) -> None:
+        """Refuse at once while open; in half-open state let exactly one probe through."""
+        state = self.state
+        if state == "closed":
+            return
+        if state == "half_open" and not self.probing:
+            self.probing = True
+            return
+        wait = max(1, round(self.spec.open_seconds - (time.monotonic() - (self.opened_at or 0))))
+        raise UpstreamUnavailable(
+            f"{vendor} is failing; the gateway stopped calling it for a while (circuit open)",
+            vendor=vendor,
+            headers={"Retry-After": str(wait)},
+        )
+
+    def after_call(self, failed: bool) -> None:
+        now = time.monotonic()
+        if self.opened_at is not None:
+            if self.probing:
+                self.probing = False
+                self.opened_at = now if failed else None
+                self.outcomes.clear()
+            return
+        self.outcomes.append((now, failed))
+        while self.outcomes and self.outcomes[0][0] < now - self.spec.window_seconds:
+            self.outcomes.popleft()
+        failures = sum(1 for _, bad in self.outcomes if bad)
+        if len(self.outcomes) >= self.spec.min_requests and failures / len(self.outcomes) >= self.spec.failure_ratio:
+            self.opened_at = now
+            self.outcomes.clear()
+
+
+def counts_as_failure(error: GatewayError | None) -> bool:
+    """Vendor faults count against the circuit; a vendor's 4xx answer is a healthy vendor saying no."""
+    if error is None:
+        return False
+    if isinstance(error, UpstreamTimeout | UpstreamUnavailable):
+        return True
+    return error.upstream_status is not None and error.upstream_status >= 500
