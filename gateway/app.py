@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import cache, inbound
+from gateway import cache, idempotency, inbound
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -31,7 +31,6 @@ from gateway.errors import (
     Unauthorized,
     UpstreamTimeout,
 )
-from gateway.idempotency import IdempotencyStore
 from gateway.keys import authenticate, require_scope
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
@@ -53,7 +52,6 @@ class GatewayApp:
         self.runtime = build_runtime(config, self._make_transport)
         self.watcher = ConfigWatcher(config, self.apply_config)
         self.single_flight = cache.SingleFlight()
-        self.idempotency = IdempotencyStore()
         self.telemetry = Telemetry()
         redactor.update(config)
         self.openapi = orjson.dumps(build_openapi())
@@ -156,8 +154,8 @@ class GatewayApp:
         idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
         call.idempotency_key = bool(idempotency_key)
         if idempotency_key:
-            fingerprint = self.idempotency.fingerprint(connection.fingerprint, route.operation, campaign_id, raw)
-            status, body, replayed = await self.idempotency.run(
+            fingerprint = idempotency.fingerprint(connection.fingerprint, route.operation, campaign_id, raw)
+            status, body, replayed = await runtime.idempotency.run(
                 tenant.id, idempotency_key.decode("latin-1"), fingerprint, perform
             )
             if replayed:

@@ -26,8 +26,6 @@ import redis.asyncio as aioredis
 from cachetools import LRUCache
 from redis.exceptions import RedisError
 
-from gateway.config import CacheSpec
-
 log = logging.getLogger("gateway.cache")
 LIST_OPERATIONS = frozenset({"list"})
 _PREFIX = "cgw:v1:"
@@ -291,12 +289,6 @@ class RedisCache:
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-def make_backend(spec: CacheSpec) -> CacheBackend:
-    if spec.backend.startswith(("redis://", "rediss://")):
-        return RedisCache(spec.backend)
-    return MemoryCache(spec.max_entries)
 
 
 class SingleFlight:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gateway import cache
 from gateway.config import Config, Connection, KeySpec, Tenant
+from gateway.idempotency import IdempotencyStore, MemorySlots, RedisSlots
 from gateway.ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.transport import Transport
 from gateway.upstream import Upstream
@@ -27,6 +28,11 @@ class Runtime:
     upstreams: dict[tuple[str, str], Upstream]
     cache: cache.CacheBackend
     limiter: RateLimiter
+    slots: MemorySlots | RedisSlots
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        return IdempotencyStore(self.slots)
 
     def upstream(self, tenant: Tenant, connection: Connection) -> Upstream:
         return self.upstreams[(tenant.id, connection.fingerprint)]
@@ -48,32 +54,33 @@ def build_runtime(config: Config, make_transport: TransportFactory, previous: Ru
         for connection in tenant.connections.values():
             slot = (tenant.id, connection.fingerprint)
             upstreams[slot] = old_upstreams.get(slot) or Upstream(connection, make_transport(connection))
-    same_backend = previous is not None and (previous.config.cache.backend, previous.config.cache.max_entries) == (
-        config.cache.backend,
-        config.cache.max_entries,
-    )
-    if previous is not None and same_backend:
-        return Runtime(config, upstreams, previous.cache, previous.limiter)
-    return Runtime(config, upstreams, cache.make_backend(config.cache), make_limiter(config))
-
-
-def make_limiter(config: Config) -> RateLimiter:
-    backend = config.cache.backend
-    return RedisRateLimiter(backend) if backend.startswith(("redis://", "rediss://")) else MemoryRateLimiter()
+    backend, size = config.cache.backend, config.cache.max_entries
+    if previous is not None and (previous.config.cache.backend, previous.config.cache.max_entries) == (backend, size):
+        return Runtime(config, upstreams, previous.cache, previous.limiter, previous.slots)
+    if backend.startswith(("redis://", "rediss://")):
+        return Runtime(config, upstreams, cache.RedisCache(backend), RedisRateLimiter(backend), RedisSlots(backend))
+    return Runtime(config, upstreams, cache.MemoryCache(size), MemoryRateLimiter(), MemorySlots())
 
 
 def retire(old: Runtime, new: Runtime) -> None:
     """Close what ``new`` no longer uses, after in-flight requests have had time to finish."""
     closers: list[Closer] = [u.close for slot, u in old.upstreams.items() if new.upstreams.get(slot) is not u]
     if old.cache is not new.cache:
-        closers += [old.cache.close, old.limiter.close]
+        closers += [old.cache.close, old.limiter.close, old.slots.close]
     if closers:
         loop = asyncio.get_running_loop()
         loop.call_later(RETIRE_AFTER_SECONDS, lambda: loop.create_task(_close_all(closers)))
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    await _close_all([*(u.close for u in runtime.upstreams.values()), runtime.cache.close, runtime.limiter.close])
+    await _close_all(
+        [
+            *(u.close for u in runtime.upstreams.values()),
+            runtime.cache.close,
+            runtime.limiter.close,
+            runtime.slots.close,
+        ]
+    )
 
 
 async def _close_all(closers: list[Closer]) -> None:
