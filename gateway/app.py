@@ -25,6 +25,7 @@ from gateway.engine import Call, run
 from gateway.errors import (
     Forbidden,
     GatewayError,
+    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
     RateLimited,
@@ -44,6 +45,7 @@ from gateway.telemetry import RequestRecord, Telemetry, current_record
 log = logging.getLogger("gateway")
 
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class GatewayApp:
@@ -86,6 +88,8 @@ class GatewayApp:
         current_record.set(record)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         try:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HeadersTooLarge(f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
             matched = match(scope["method"], raw_path)
             if matched is None:
                 await self._service(scope, receive, send, record)

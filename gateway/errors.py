@@ -96,6 +96,10 @@ class UnsupportedMediaType(GatewayError):
     status, code = 415, "unsupported_media_type"
 
 
+class HeadersTooLarge(GatewayError):
+    status, code = 431, "headers_too_large"
+
+
 class ValidationFailed(GatewayError):
     status, code = 422, "validation_error"
 
@@ -132,6 +136,7 @@ ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
         Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
+        HeadersTooLarge,
         ValidationFailed,
         RateLimited,
         OperationNotSupported,

@@ -117,6 +117,7 @@ def validation_details(error: ValidationError) -> list[dict[str, str]]:
             field += f"[{step}]" if isinstance(step, int) else (f".{step}" if field else str(step))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "json_invalid":
-            message = "the body is not valid JSON"
+            reason = (item.get("ctx") or {}).get("error")
+            message = f"the body is not valid JSON ({reason})" if reason else "the body is not valid JSON"
         details.append({"field": field or "body", "message": message})
     return details

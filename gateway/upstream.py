@@ -52,9 +52,11 @@ _MAX_MESSAGE = 300
 
 
 def sandbox_app(reference: str) -> Any:
-    """Build the simulated vendor named by a map's ``sandbox: module:factory``."""
+    """Build the simulated vendor named by a map's ``sandbox: module:factory``, with fault injection."""
+    from sandboxes._common import FaultInjector
+
     module_name, _, factory = reference.partition(":")
-    return getattr(importlib.import_module(module_name), factory)()
+    return FaultInjector(getattr(importlib.import_module(module_name), factory)())
 
 
 class Upstream:

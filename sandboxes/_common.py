@@ -9,6 +9,7 @@ accepted, otherwise any non-empty key of the right form is.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections import Counter
@@ -79,3 +80,76 @@ def control_routes(state: SandboxState) -> list[Route]:
         return JSONResponse(dict(state.calls))
 
     return [Route("/_sandbox/calls", calls, methods=["GET"])]
+
+
+class FaultInjector:
+    """Wraps a sandbox app: faults queued through ``POST /_sandbox/faults`` hit the next requests.
+
+    Body of the POST: a list of ``{"kind": K, "value": V, "count": N, "path": P, "method": M}``;
+    ``count`` (default 1) requests whose path contains ``path`` (default: any) and whose method is
+    ``method`` (default: any) get the fault. Kinds: ``latency`` (sleep V seconds, then answer
+    normally), ``status`` (answer HTTP V with a small JSON error), ``malformed`` (200, a body that is
+    not JSON), ``truncated`` (200, JSON cut short), ``reset`` (drop the connection, no answer),
+    ``oversize`` (200, a JSON body of V bytes, default 11 MiB). ``DELETE /_sandbox/faults`` clears.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.faults: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/_sandbox/faults":
+            await self._control(scope, receive, send)
+            return
+        fault = self._take(scope)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        kind, value = fault["kind"], fault.get("value")
+        if kind == "latency":
+            await asyncio.sleep(float(value or 0))
+            await self.app(scope, receive, send)
+        elif kind == "reset":
+            raise ConnectionResetError("sandbox fault: connection reset")
+        else:
+            status, body = self._fault_answer(kind, value)
+            response = Response(body, status_code=status, media_type="application/json")
+            await response(scope, receive, send)
+
+    @staticmethod
+    def _fault_answer(kind: str, value: Any) -> tuple[int, bytes]:
+        if kind == "status":
+            return int(value), json.dumps({"error": {"message": f"sandbox fault {value}"}}).encode()
+        if kind == "malformed":
+            return 200, b"<html>not json</html>"
+        if kind == "truncated":
+            return 200, b'{"id": "1", "name": "cut sh'
+        if kind == "oversize":
+            size = int(value or 11 * 1024 * 1024)
+            return 200, b'{"padding": "' + b"x" * size + b'"}'
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _take(self, scope: dict[str, Any]) -> dict[str, Any] | None:
+        for fault in self.faults:
+            if fault.get("path", "") in scope["path"] and fault.get("method", scope["method"]) == scope["method"]:
+                fault["count"] = fault.get("count", 1) - 1
+                if fault["count"] <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    async def _control(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        if request.method == "POST":
+            faults = await read_json(request)
+            kinds = {"latency", "status", "malformed", "truncated", "reset", "oversize"}
+            if not isinstance(faults, list) or any(f.get("kind") not in kinds for f in faults):
+                await JSONResponse({"error": f"a list of faults of kinds {sorted(kinds)}"}, 400)(scope, receive, send)
+                return
+            self.faults.extend(faults)
+        elif request.method == "DELETE":
+            self.faults.clear()
+        await JSONResponse(self.faults)(scope, receive, send)
