@@ -125,7 +125,7 @@ class Telemetry:
         status = str(record.status)
         self._child(self.requests, record.tenant or "", record.connection or "", vendor, operation, status).inc()
         self._child(self.latency, vendor, operation).observe(record.ms / 1000)
-        if record.vendor is not None:
+        if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
             self._child(self.upstream_latency, vendor, operation).observe(record.upstream_ms / 1000)
             self._child(self.overhead, vendor, operation).observe(max(0.0, record.ms - record.upstream_ms) / 1000)
         if record.cache is not None:

@@ -20,6 +20,10 @@ from tests.fakes import Answer, FakeVendor, SentRequest, json_answer
 
 SECRET = "sk_live_TOPsecret_4f9a8b7c6d5e"
 CAMPAIGN_ID = "c-1"
+# One attempt per request and a breaker that never opens: each scripted fault is exactly what the
+# client's request meets, so these tests pin the mapping. Retries and the breaker get their own
+# tests at the end of this file, with the shipped defaults.
+ONE_SHOT: dict[str, Any] = {"retries": {"attempts": 1}, "circuit": {"min_requests": 1000}}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ GENERIC = VendorCase(
         "vendor": "generic",
         "base_url": "https://vendor.test/v1",
         "credentials": {"api_key": SECRET},
+        **ONE_SHOT,
     },
     get_url=f"https://vendor.test/v1/campaigns/{CAMPAIGN_ID}",
     good=lambda: {"id": CAMPAIGN_ID, "name": "Spring", "status": "running"},
@@ -53,6 +58,7 @@ HAMSA = VendorCase(
         "vendor": "hamsa",
         "base_url": "https://hamsa.test",
         "credentials": {"api_key": SECRET},
+        **ONE_SHOT,
     },
     get_url=f"https://hamsa.test/v1/voice-agents/campaigns/{CAMPAIGN_ID}",
     good=lambda: {
@@ -69,19 +75,21 @@ CASES = [GENERIC, HAMSA]
 
 
 class Script:
-    """The vendor's answers: queued faults first (an Answer, or an exception to raise), then good ones."""
+    """The vendor's answers: queued faults first (an Answer, or an exception to raise), then a
+    ``sticky`` fault while one is set, then good answers."""
 
     def __init__(self, case: VendorCase) -> None:
         self.case = case
         self.queue: list[Answer | Exception] = []
+        self.sticky: Answer | Exception | None = None
 
     def __call__(self, request: SentRequest) -> Answer:
-        if self.queue:
-            item = self.queue.pop(0)
-            if isinstance(item, Exception):
-                raise item
-            return item
-        return json_answer(200, self.case.good())
+        item = self.queue.pop(0) if self.queue else self.sticky
+        if item is None:
+            return json_answer(200, self.case.good())
+        if isinstance(item, Exception):
+            raise item
+        return item
 
 
 @dataclass
@@ -367,3 +375,60 @@ async def test_a_run_of_faults_never_wedges_the_gateway(harness: Harness) -> Non
     cached = await harness.get()
     assert cached.status_code == 200 and cached.headers.get("x-cache") == "HIT"
     assert len(harness.vendor.sent) == len(faults) + 1
+
+
+# --- with the shipped retry and breaker defaults -------------------------------------------------
+
+
+@pytest.fixture(params=CASES, ids=[case.name for case in CASES])
+async def default_harness(request: pytest.FixtureRequest, make_client) -> AsyncIterator[Harness]:
+    case: VendorCase = request.param
+    connection = {key: value for key, value in case.connection.items() if key not in ONE_SHOT}
+    script = Script(case)
+    vendor = FakeVendor(script)
+    async with make_client([connection], lambda _connection: vendor) as client:
+        yield Harness(case, client, vendor, script)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        (TransportTimeout("read timed out"), 504, "upstream_timeout"),
+        (TransportUnreachable("refused"), 503, "upstream_unavailable"),
+        ("503", 503, "upstream_unavailable"),
+        ("502", 502, "upstream_error"),
+        ("404", 404, "not_found"),
+    ],
+    ids=["timeout", "unreachable", "503", "502", "404"],
+)
+async def test_a_lasting_fault_still_surfaces_with_its_code(
+    default_harness: Harness, fault: Exception | str, status: int, code: str
+) -> None:
+    """Whatever the gateway retries, a fault that lasts reaches the client mapped, and it recovers after."""
+    harness = default_harness
+    if isinstance(fault, str):
+        harness.script.sticky = json_answer(int(fault), harness.case.error_body(f"vendor fault {fault}"))
+    else:
+        harness.script.sticky = fault
+    response = await harness.get()
+    error = error_of(response, status, code)
+    assert error["vendor"] == harness.case.name
+    if isinstance(fault, str):
+        assert error["upstream_status"] == int(fault)
+        assert f"vendor fault {fault}" in error["message"]
+    assert len(harness.vendor.sent) >= 1
+    harness.script.sticky = None
+    await harness.assert_still_serves(calls_before=len(harness.vendor.sent))
+
+
+async def test_a_passing_fault_on_a_read_does_not_stop_the_next_request(default_harness: Harness) -> None:
+    harness = default_harness
+    harness.script.queue.append(json_answer(503, harness.case.error_body("blip")))
+    response = await harness.get()
+    # retried or not, the client gets a mapped answer, and the request after it is served
+    assert response.status_code in (200, 503), response.text
+    harness.script.queue.clear()
+    calls = len(harness.vendor.sent)
+    second = await harness.client.get(f"/v1/campaigns/{CAMPAIGN_ID}", headers={"Cache-Control": "no-cache"})
+    assert second.status_code == 200, second.text
+    assert len(harness.vendor.sent) == calls + 1
