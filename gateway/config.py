@@ -172,6 +172,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
     maps, problems = load_maps(maps_dir)
+    broken = {Path(problem.file).stem for problem in problems}
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
     config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={})
@@ -181,7 +182,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
             problems.append(at(source, (*loc, "id"), f"tenant {tenant_spec.id!r} is defined twice"))
         tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {}, tenant_spec.rate_limit)
         for c, conn_spec in enumerate(tenant_spec.connections):
-            connection = _connection(conn_spec, maps, environ, source, (*loc, "connections", c), problems)
+            connection = _connection(conn_spec, maps, broken, environ, source, (*loc, "connections", c), problems)
             if conn_spec.name in tenant.connections:
                 problems.append(
                     at(
@@ -218,6 +219,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
 def _connection(
     spec: ConnectionSpec,
     maps: dict[str, VendorMap],
+    broken: set[str],
     environ: Mapping[str, str],
     source: SourceFile,
     loc: tuple[str | int, ...],

@@ -55,8 +55,17 @@ def load_yaml(path: Path) -> SourceFile:
         raise YamlProblem(path, line, f"invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     source = SourceFile(path=path, data=None, lines={(): 1})
     if node is not None:
-        source.data = _construct(node, (), source.lines)
+        try:
+            source.data = _construct(node, (), source.lines)
+        except _Duplicate as exc:
+            raise YamlProblem(path, exc.line, exc.message) from exc
     return source
+
+
+class _Duplicate(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
 
 
 def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -65,6 +74,8 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _SCALARS.construct_object(key_node, deep=True)
+            if key in result:
+                raise _Duplicate(key_node.start_mark.line + 1, f"duplicate key {key!r} (the first would be ignored)")
             lines[(*loc, key)] = key_node.start_mark.line + 1
             result[key] = _construct(value_node, (*loc, key), lines)
         return result
