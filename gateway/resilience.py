@@ -72,9 +72,13 @@ async def with_retries(
 
 @dataclass
 class CircuitBreaker:
+    """Outcomes are counted per second over the window: O(1) per call, memory bounded by the window."""
+
     spec: CircuitSpec
     name: str
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    seconds: deque[list[int]] = field(default_factory=deque)  # [second, calls, failures], oldest first
+    calls: int = 0
+    failures: int = 0
     opened_at: float | None = None
     probing: bool = False
 
@@ -105,15 +109,26 @@ class CircuitBreaker:
             if self.probing:
                 self.probing = False
                 self.opened_at = now if failed else None
-                self.outcomes.clear()
+                self._forget()
             return
-        self.outcomes.append((now, failed))
-        while self.outcomes and self.outcomes[0][0] < now - self.spec.window_seconds:
-            self.outcomes.popleft()
-        failures = sum(1 for _, bad in self.outcomes if bad)
-        if len(self.outcomes) >= self.spec.min_requests and failures / len(self.outcomes) >= self.spec.failure_ratio:
+        second = int(now)
+        if not self.seconds or self.seconds[-1][0] != second:
+            self.seconds.append([second, 0, 0])
+        self.seconds[-1][1] += 1
+        self.seconds[-1][2] += failed
+        self.calls += 1
+        self.failures += failed
+        while self.seconds and self.seconds[0][0] <= now - self.spec.window_seconds:
+            _, calls, failures = self.seconds.popleft()
+            self.calls -= calls
+            self.failures -= failures
+        if self.calls >= self.spec.min_requests and self.failures / self.calls >= self.spec.failure_ratio:
             self.opened_at = now
-            self.outcomes.clear()
+            self._forget()
+
+    def _forget(self) -> None:
+        self.seconds.clear()
+        self.calls = self.failures = 0
 
 
 def counts_as_failure(error: GatewayError | None) -> bool:
