@@ -113,6 +113,7 @@ class Settings:
     warmup_s: int
     pin: bool
     spread: int
+    log_level: str = "info"
     workdir: Path = Path()
 
 
@@ -186,7 +187,7 @@ def sandbox_gets(sandbox: Server) -> int:
 # --------------------------------------------------------------------------- setup
 
 
-def write_config(workdir: Path, upstream_port: int) -> tuple[Path, str]:
+def write_config(workdir: Path, upstream_port: int, log_level: str = "info") -> tuple[Path, str]:
     """A bench config and the one key it accepts."""
     key = "cgw_" + secrets.token_urlsafe(32)
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -194,6 +195,7 @@ def write_config(workdir: Path, upstream_port: int) -> tuple[Path, str]:
     config.write_text(
         f"""\
 mappings_dir: {json.dumps(str(ROOT / "mappings"))}
+logging: {{level: {log_level}, format: json}}
 cache:
   backend: memory
   ttl_seconds: {LONG_TTL_S}
@@ -435,7 +437,7 @@ def targets(campaign_id: str, key: str, others: Sequence[str]) -> list[Target]:
 def run(settings: Settings) -> None:
     workdir = settings.workdir
     sandbox_port, gateway_port = free_port(), free_port()
-    config, key = write_config(workdir, sandbox_port)
+    config, key = write_config(workdir, sandbox_port, settings.log_level)
     with ExitStack() as stack:
         sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
         sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, settings.pin))
@@ -471,11 +473,8 @@ def run(settings: Settings) -> None:
         )
         print(f"gateway pid {gateway.process.pid}, sandbox pid {sandbox.process.pid}")
         print(f"gateway-miss-spread cycles over {len(others)} campaigns created through the gateway")
-        print(
-            "gateway access log: ON (one JSON line per request at INFO on stderr, redirected to a file; "
-            "`gateway serve` reads no env var that turns it off)",
-            flush=True,
-        )
+        access = "ON (one JSON line per request, to a file)" if settings.log_level == "info" else "OFF (level warning)"
+        print(f"gateway access log: {access}", flush=True)
         rss_before = rss_kib(gateway.process.pid)
         results = []
         started = time.monotonic()
@@ -509,13 +508,16 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each run")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--spread", type=int, default=256, help="campaigns gateway-miss-spread cycles over")
+    parser.add_argument(
+        "--log-level", default="info", choices=["info", "warning"], help="warning: no access line per request"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk not found: apt-get install -y wrk")
     pin = not args.no_pin and can_pin()
     if not pin:
         print("note: not pinning (no taskset, fewer than 2 CPUs, or --no-pin)", file=sys.stderr)
-    return Settings(tuple(args.concurrency), args.duration, args.warmup, pin, max(1, args.spread))
+    return Settings(tuple(args.concurrency), args.duration, args.warmup, pin, max(1, args.spread), args.log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
