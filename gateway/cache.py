@@ -281,7 +281,10 @@ class RedisCache:
         except RedisError as exc:
             self._failed(exc)
             return False
-        return await self._flush_pending()
+        if not await self._flush_pending():
+            return False
+        self._recovered()
+        return True
 
     def status(self) -> dict[str, object]:
         ok = self._ok and not self._pending

@@ -122,7 +122,31 @@ def _paths() -> dict[str, Any]:
             "post": _operation("Add recipients", ("200", models.RecipientsAdded), models.RecipientsAdd, [_ID]),
         },
         "/v1/connections": {"get": _operation("The caller's connections", ("200", models.ConnectionList))},
+        **_SERVICE_PATHS,
     }
+
+
+def _service(summary: str, media_type: str, schema: dict[str, Any], *errors: str) -> dict[str, Any]:
+    """An operations endpoint: no API key (health probes, scrapers, browsers)."""
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {media_type: {"schema": schema}}}}
+    for status in errors:
+        responses[status] = _json(models.ErrorEnvelope, _SERVICE_ERRORS[status])
+    return {"get": {"summary": summary, "security": [], "responses": responses}}
+
+
+_SERVICE_ERRORS = {
+    "401": "The scrape token is missing or wrong",
+    "403": "Not a loopback client, and no scrape token is configured",
+    "503": "Not ready: the shared backend is unreachable",
+}
+_OBJECT = {"type": "object"}
+_SERVICE_PATHS = {
+    "/healthz": _service("Liveness: the process answers", "application/json", _OBJECT),
+    "/readyz": _service("Readiness, with detail", "application/json", _OBJECT, "503"),
+    "/metrics": _service("Prometheus metrics", "text/plain", {"type": "string"}, "401", "403"),
+    "/openapi.json": _service("This document", "application/json", _OBJECT),
+    "/docs": _service("This document, as a page", "text/html", {"type": "string"}),
+}
 
 
 def build_openapi() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -75,6 +76,17 @@ class RequestRecord:
         }
 
 
+class AccessRecord(logging.LogRecord):
+    """An access line: its fields, and (for any handler that asks) their JSON as the message."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(access_log.name, logging.INFO, "", 0, "", None, None)
+        self.fields = fields
+
+    def getMessage(self) -> str:
+        return orjson.dumps(self.fields).decode()
+
+
 current_record: ContextVar[RequestRecord | None] = ContextVar("current_record", default=None)
 
 
@@ -127,6 +139,7 @@ class Telemetry:
         self._child(self.latency, vendor, operation).observe(record.ms / 1000)
         if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
             self._child(self.upstream_latency, vendor, operation).observe(record.upstream_ms / 1000)
+        if record.vendor is not None:
             self._child(self.overhead, vendor, operation).observe(max(0.0, record.ms - record.upstream_ms) / 1000)
         if record.cache is not None:
             self._child(self.cache_results, record.cache).inc()
@@ -135,10 +148,8 @@ class Telemetry:
         if record.error is not None and record.error.startswith("upstream_"):
             self._child(self.upstream_errors, vendor, record.error).inc()
         if access_log.isEnabledFor(logging.INFO):
-            # makeRecord + handle: what .info() does, without walking the stack for a caller.
-            line = access_log.makeRecord(access_log.name, logging.INFO, "", 0, "", None, None)
-            line.fields = record.log_fields()  # type: ignore[attr-defined]
-            access_log.handle(line)
+            # What .info() does, without walking the stack for a caller.
+            access_log.handle(AccessRecord(record.log_fields()))
 
     def set_circuits(self, states: dict[str, str]) -> None:
         for connection, state in states.items():
@@ -179,7 +190,7 @@ class AccessFormatter(logging.Formatter):
             where = f"{fields['connection'] or '-'} {fields['operation'] or '-'}"
             cache = f" cache={fields['cache']}" if fields["cache"] else ""
             return (
-                f"{fields['time']} {fields['method']} {fields['path']} {fields['status']} {who} {where}"
+                f"{fields['time']} {fields['method']} {_printable(fields['path'])} {fields['status']} {who} {where}"
                 f"{cache} {fields['ms']}ms (upstream {fields['upstream_ms']}ms) {fields['request_id']}"
             )
         text = f"{fields['time']} {fields['level'].upper()} {fields['logger']}: {fields['message']}"
@@ -198,6 +209,14 @@ def configure_logging(level: str, fmt: str) -> list[logging.Handler]:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     return [handler]
+
+
+def _printable(text: str) -> str:
+    """Control characters shown as escapes: a path must not start a forged line or drive a terminal."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _iso(moment: datetime) -> str:
