@@ -8,6 +8,7 @@ workers and instances. If Redis cannot be reached, each process limits on its ow
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -102,7 +103,7 @@ local tats, allowed = {}, 1
 for i, key in ipairs(KEYS) do
   local interval, tolerance = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   local tat = tonumber(redis.call('GET', key) or now)
-  tats[i] = tostring(tat)
+  tats[i] = string.format('%.17g', tat)
   if math.max(tat, now) + interval - now > tolerance + 1e-9 then allowed = 0 end
 end
 if allowed == 1 then
@@ -112,7 +113,7 @@ if allowed == 1 then
     redis.call('SET', key, tostring(new), 'PX', math.ceil((new - now + tolerance) * 1000) + 1000)
   end
 end
-return {allowed, tostring(now), unpack(tats)}
+return {allowed, string.format('%.17g', now), unpack(tats)}
 """
 
 
@@ -136,6 +137,8 @@ class RedisRateLimiter:
             return await self._fallback.check(buckets)
         now, tats = float(reply[1]), [float(t) for t in reply[2:]]
         decision, _ = decide(buckets, tats, now)
+        if decision.allowed != bool(reply[0]):  # Redis decided; the figures are only for the headers
+            decision = dataclasses.replace(decision, allowed=bool(reply[0]), remaining=0)
         return decision
 
     async def close(self) -> None:

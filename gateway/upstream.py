@@ -8,6 +8,7 @@ tests an httpx MockTransport. One code path for all three.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import importlib
 import time
 from typing import Any
@@ -124,7 +125,7 @@ class Upstream:
                 record.add_upstream(time.perf_counter() - started)
         if record is not None:
             record.upstream_status = status
-        answer = _decode(self._redact_body(content))
+        answer = self._redact_answer(_decode(self._redact_body(content)), content)
         if status >= 400:
             raise self.error(status, answer, response_headers.get("retry-after"))
         if answer is _NOT_JSON:
@@ -151,7 +152,7 @@ class Upstream:
         else:
             text = said if isinstance(said, str) else orjson.dumps(said).decode()
             message = f"{vendor}: {self.redact(text)[:_MAX_MESSAGE]}"
-        headers = {"Retry-After": retry_after} if retry_after and code == "rate_limited" else None
+        headers = {"Retry-After": retry_after} if code == "rate_limited" and _retry_after_ok(retry_after) else None
         return ERRORS_BY_CODE[code](message, vendor=vendor, upstream_status=status, headers=headers)
 
     def _redact_body(self, content: bytes) -> bytes:
@@ -160,6 +161,15 @@ class Upstream:
             if secret in content:
                 content = content.replace(secret, b"[redacted]")
         return content
+
+    def _redact_answer(self, answer: Any, content: bytes) -> Any:
+        """A credential may also come back JSON-escaped (``\\/``, ``\\u0026``): look again after decoding.
+
+        Only needed when the raw body holds an escape at all, which is rare.
+        """
+        if not self._secrets or b"\\" not in content or answer is _NOT_JSON:
+            return answer
+        return _map_strings(answer, self.redact)
 
     def redact(self, text: str) -> str:
         """Blank out any credential of this connection that a vendor echoed back."""
@@ -172,6 +182,28 @@ class Upstream:
 
 
 _NOT_JSON = object()
+
+
+def _map_strings(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k): _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return value
+
+
+def _retry_after_ok(value: str | None) -> bool:
+    """Pass a vendor's Retry-After on only when it is what the header may be: seconds, or an HTTP date."""
+    if not value:
+        return False
+    if value.isascii() and value.isdigit():
+        return True
+    try:
+        return email.utils.parsedate_to_datetime(value) is not None
+    except (TypeError, ValueError):
+        return False
 
 
 def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dict[str, str], bytes | None]:
