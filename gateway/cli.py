@@ -100,13 +100,18 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway import redact
     from gateway.server import WorkerSupervisor
+    from gateway.telemetry import configure_logging
 
-    path, _config, problems = _load(args.config)
-    if problems:
+    path, loaded, problems = _load(args.config)
+    if loaded is None:
         _report(problems)
         return 1
     os.environ["GATEWAY_CONFIG"] = str(path.resolve())
+    # Our log format from the first line on, in this process too (with --workers it only supervises).
+    redact.install(configure_logging(loaded.logging.level, loaded.logging.format))
+    redact.redactor.update(loaded)
     config = uvicorn.Config(
         "gateway.server:app_from_environment",
         factory=True,
@@ -116,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        log_level="info",
+        log_config=None,
     )
     if args.workers > 1:
         with _shared_metrics_folder():

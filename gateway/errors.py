@@ -37,6 +37,7 @@ class GatewayError(Exception):
         upstream_status: int | None = None,
         details: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -44,6 +45,7 @@ class GatewayError(Exception):
         self.upstream_status = upstream_status
         self.details = details
         self.headers = headers or {}
+        self.retry_after = retry_after  # seconds the vendor itself asked for, if it did
 
     def envelope(self, request_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -37,12 +37,8 @@ def retryable(error: GatewayError) -> bool:
 
 def backoff(spec: RetrySpec, attempt: int, error: GatewayError) -> float:
     """Seconds before retry number ``attempt`` (1-based): Retry-After if the vendor gave one."""
-    retry_after = error.headers.get("Retry-After")
-    if retry_after is not None:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            pass
+    if error.retry_after is not None:
+        return error.retry_after
     return random.uniform(0, min(spec.backoff_max_seconds, spec.backoff_base_seconds * 2 ** (attempt - 1)))
 
 

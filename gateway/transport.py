@@ -8,6 +8,7 @@ tests (MockTransport): both are behind the same interface.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -63,14 +64,21 @@ class AiohttpTransport:
             ) as response:
                 if (response.content_length or 0) > self._max_bytes:
                     raise TransportTooLarge(f"{response.content_length} bytes")
-                content = await response.content.read(self._max_bytes + 1)
-                if len(content) > self._max_bytes:
-                    raise TransportTooLarge(f"more than {self._max_bytes} bytes")
-                return response.status, response.headers, content
+                return response.status, response.headers, await self._read_bounded(response)
         except TimeoutError as exc:
             raise TransportTimeout(str(exc)) from exc
         except aiohttp.ClientError as exc:
             raise TransportUnreachable(type(exc).__name__) from exc
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, to its end (a connection cut short raises), and no more than allowed."""
+        chunks, size = [], 0
+        while chunk := await response.content.read(self._max_bytes + 1 - size or 1):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise TransportTooLarge(f"more than {self._max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -84,13 +92,16 @@ class HttpxTransport:
         timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect)
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
         self._max_bytes = max_bytes
+        # An in-process app has no socket for httpx's timeouts to watch: bound the wait ourselves.
+        self._read_timeout = timeouts.read
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         try:
-            response = await self._client.request(method, url, headers=headers, content=body)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self._read_timeout):
+                response = await self._client.request(method, url, headers=headers, content=body)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise TransportTimeout(str(exc)) from exc
         except Exception as exc:  # an in-process app that crashed is, to us, a connection that broke
             raise TransportUnreachable(type(exc).__name__) from exc

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import importlib
+import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -112,7 +114,9 @@ class Upstream:
         record = current_record.get()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            # Each attempt: no longer than connect + read, and never past the request's total budget.
+            timeouts = self.connection.timeouts
+            async with asyncio.timeout(max(0.0, min(timeouts.connect + timeouts.read, deadline - time.monotonic()))):
                 status, response_headers, content = await self.transport.send(request.method, url, headers, body)
         except (TransportTimeout, TimeoutError) as exc:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
@@ -152,8 +156,12 @@ class Upstream:
         else:
             text = said if isinstance(said, str) else orjson.dumps(said).decode()
             message = f"{vendor}: {self.redact(text)[:_MAX_MESSAGE]}"
-        headers = {"Retry-After": retry_after} if code == "rate_limited" and _retry_after_ok(retry_after) else None
-        return ERRORS_BY_CODE[code](message, vendor=vendor, upstream_status=status, headers=headers)
+        stated = _retry_after_seconds(retry_after)
+        headers = None
+        if code == "rate_limited":  # the contract promises a Retry-After with every 429
+            headers = {"Retry-After": str(max(1, math.ceil(stated))) if stated is not None else "1"}
+        error_class = ERRORS_BY_CODE[code]
+        return error_class(message, vendor=vendor, upstream_status=status, headers=headers, retry_after=stated)
 
     def _redact_body(self, content: bytes) -> bytes:
         """A vendor that echoes a credential back (in an error text, in a field) never gets it through."""
@@ -194,16 +202,17 @@ def _map_strings(value: Any, change: Any) -> Any:
     return value
 
 
-def _retry_after_ok(value: str | None) -> bool:
-    """Pass a vendor's Retry-After on only when it is what the header may be: seconds, or an HTTP date."""
+def _retry_after_seconds(value: str | None) -> float | None:
+    """A vendor's Retry-After in seconds, when it is what the header may be: seconds, or an HTTP date."""
     if not value:
-        return False
+        return None
     if value.isascii() and value.isdigit():
-        return True
+        return float(value)
     try:
-        return email.utils.parsedate_to_datetime(value) is not None
+        moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return False
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dict[str, str], bytes | None]:

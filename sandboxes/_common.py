@@ -113,6 +113,12 @@ class FaultInjector:
             await asyncio.sleep(float(value or 0))
             await self.app(scope, receive, send)
         elif kind == "reset":
+            # Start an answer, then fail: the server must drop the connection mid-response (no 500 can
+            # follow a started answer), which is what a client sees of a reset.
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
             raise ConnectionResetError("sandbox fault: connection reset")
         else:
             status, body = self._fault_answer(kind, value)
