@@ -26,6 +26,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    ValidationFailed,
 )
 from gateway.mapping import UpstreamRequest
 from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
@@ -216,16 +217,26 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dict[str, str], bytes | None]:
-    """The request's body as bytes, with its content type."""
+    """The request's body as bytes, with its content type.
+
+    JSON may carry lone UTF-16 surrogates (``"\\ud800"``) that no UTF-8 body can: that is the
+    client's text, refused as such.
+    """
     headers = {**base_headers, **request.headers}
-    if request.files is not None or request.data is not None:
-        # Multipart is rare (file uploads): httpx's encoder builds it, boundary and all.
-        encoded = httpx.Request("POST", "http://upstream", data=request.data, files=request.files)
-        headers["content-type"] = encoded.headers["content-type"]
-        return headers, encoded.read()
-    if request.json is not None:
-        headers["content-type"] = "application/json"
-        return headers, orjson.dumps(request.json)
+    try:
+        if request.files is not None or request.data is not None:
+            # Multipart is rare (file uploads): httpx's encoder builds it, boundary and all.
+            encoded = httpx.Request("POST", "http://upstream", data=request.data, files=request.files)
+            headers["content-type"] = encoded.headers["content-type"]
+            return headers, encoded.read()
+        if request.json is not None:
+            headers["content-type"] = "application/json"
+            return headers, orjson.dumps(request.json)
+    except (orjson.JSONEncodeError, UnicodeEncodeError) as exc:
+        raise ValidationFailed(
+            "the request holds text that is not valid Unicode",
+            details=[{"field": "body", "message": "lone surrogate characters cannot be sent on"}],
+        ) from exc
     return headers, None
 
 
