@@ -29,7 +29,13 @@ RETRYABLE_CODES = frozenset({"upstream_unavailable", "upstream_timeout", "rate_l
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
+class CircuitOpen(UpstreamUnavailable):
+    """The breaker refused the call: retrying now would only be refused again."""
+
+
 def retryable(error: GatewayError) -> bool:
+    if isinstance(error, CircuitOpen):
+        return False
     if error.upstream_status is not None:
         return error.upstream_status in RETRYABLE_STATUSES
     return error.code in RETRYABLE_CODES  # no answer at all: connect error or timeout
@@ -93,7 +99,7 @@ class CircuitBreaker:
             self.probing = True
             return
         wait = max(1, round(self.spec.open_seconds - (time.monotonic() - (self.opened_at or 0))))
-        raise UpstreamUnavailable(
+        raise CircuitOpen(
             f"{vendor} is failing; the gateway stopped calling it for a while (circuit open)",
             vendor=vendor,
             headers={"Retry-After": str(wait)},

@@ -57,6 +57,10 @@ class AiohttpTransport:
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
+            # aiohttp would quietly resend an idempotent request once on a dropped keep-alive
+            # connection; our retries (bounded, counted, within the budget) decide that instead.
+            # The attribute is private; aiohttp's own test client sets it the same way.
+            self._session._retry_connection = False
         try:
             # encoded=True: the path was percent-encoded by the map and must reach the vendor as is.
             async with self._session.request(

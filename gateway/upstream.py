@@ -219,8 +219,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
 def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dict[str, str], bytes | None]:
     """The request's body as bytes, with its content type.
 
-    JSON may carry lone UTF-16 surrogates (``"\\ud800"``) that no UTF-8 body can: that is the
-    client's text, refused as such.
+    JSON may carry what no body can be encoded with: lone UTF-16 surrogates (``"\\ud800"``),
+    integers beyond 64 bits. That is the client's input, refused as such.
     """
     headers = {**base_headers, **request.headers}
     try:
@@ -233,9 +233,10 @@ def _encode(request: UpstreamRequest, base_headers: dict[str, str]) -> tuple[dic
             headers["content-type"] = "application/json"
             return headers, orjson.dumps(request.json)
     except (orjson.JSONEncodeError, UnicodeEncodeError) as exc:
+        # e.g. "str is not valid UTF-8: surrogates not allowed", "Integer exceeds 64-bit range"
         raise ValidationFailed(
-            "the request holds text that is not valid Unicode",
-            details=[{"field": "body", "message": "lone surrogate characters cannot be sent on"}],
+            "the request holds a value that cannot be sent on",
+            details=[{"field": "body", "message": str(exc)}],
         ) from exc
     return headers, None
 

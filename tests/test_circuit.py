@@ -26,6 +26,7 @@ from tests.test_faults import (
     CAMPAIGN,
     LASTING,
     NAME,
+    TIMEOUTS,
     Control,
     connection,
     gateway_client,
@@ -39,6 +40,7 @@ OPEN_SECONDS = 0.3
 MIN_REQUESTS = 4
 CIRCUIT = {"failure_ratio": 0.5, "min_requests": MIN_REQUESTS, "window_seconds": 30, "open_seconds": OPEN_SECONDS}
 AT_ONCE = 0.2  # seconds: a refusal by an open circuit waits for nothing
+PROBE_DELAY = 0.2
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
@@ -141,7 +143,8 @@ async def test_a_run_of_5xx_opens_the_circuit_and_writes_are_refused_without_a_c
 
 
 async def test_an_open_circuit_refuses_a_read_at_once_without_a_call(breaker: Breaker) -> None:
-    """A read is retried on 503, but not on the breaker's own refusal: that would wait Retry-After, then call."""
+    """A read is retried on a 503; the breaker's own refusal must still come at once, calling no vendor
+    (neither waiting out its Retry-After nor turning into the probe)."""
     await breaker.open()
     pending = await breaker.pending()
     response, elapsed = await timed(breaker.list())
@@ -159,11 +162,12 @@ async def test_after_open_seconds_one_probe_passes_and_its_success_closes(breake
     await asyncio.sleep(OPEN_SECONDS + 0.05)
     assert (await breaker.circuits())[f"t1/{NAME}"] == "half_open"
 
-    # The probe: slow, so that another request arrives while it is out.
-    await breaker.inject(fault("latency", 0.3, "GET", count=1))
+    # The probe: slow (but within the read timeout), so that another request arrives while it is out.
+    assert TIMEOUTS["read"] > PROBE_DELAY
+    await breaker.inject(fault("latency", PROBE_DELAY, "GET", count=1))
     lists, creates = await breaker.calls("list"), await breaker.calls("create")
     probe = asyncio.create_task(breaker.list())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(PROBE_DELAY / 4)
     assert not probe.done()
     response, elapsed = await timed(breaker.client.post("/v1/campaigns", json=CAMPAIGN))
     assert_refused(response, elapsed)

@@ -485,7 +485,8 @@ class ResettingServer:
 
 
 async def test_a_real_connection_reset_is_503_and_retried_only_when_safe(tmp_path: Path) -> None:
-    """The network path on a vendor that resets every connection (the sandbox can only fake this in-process)."""
+    """The network path on a vendor that resets every connection before answering (the sandbox's
+    ``reset`` cuts an answer it has started): each attempt is one connection, and only reads retry."""
     async with ResettingServer() as server:
         app = load_app(tmp_path, [connection(f"http://127.0.0.1:{server.port}")])
         try:
