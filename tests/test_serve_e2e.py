@@ -16,122 +16,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from gateway import models
 from tests.conftest import DEMO_KEY, ROOT
+from tests.test_roundtrip import BY_CONNECTION, leaves
 
 STARTUP_SECONDS = 20
 STOP_SECONDS = 5
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
-FUTURE = (datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)).isoformat().replace("+00:00", "Z")
-
-# connection -> (create body, the canonical fields GET must then report non-null)
-CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "hamsa-sandbox": (
-        {
-            "name": "e2e hamsa",
-            "agent_id": "3f2a6c1e-8b7d-4e2f-9a10-1b2c3d4e5f60",
-            "from_number": "+14155550100",
-            "recipients": [{"phone_number": "+14155550111", "name": "Ann"}],
-            "start_at": FUTURE,
-            "schedule": {"timezone": "Europe/Berlin", "days": ["monday"], "daily_start": "09:00", "daily_end": "17:00"},
-            "max_concurrent_calls": 2,
-            "webhook_url": "https://hooks.example.com/e2e",
-        },
-        {
-            "name",
-            "status",
-            "vendor_status",
-            "agent_id",
-            "max_concurrent_calls",
-            "schedule.start_at",
-            "schedule.timezone",
-            "schedule.days",
-            "schedule.daily_start",
-            "schedule.daily_end",
-            "retry.max_attempts",
-            "stats.total",
-            "stats.pending",
-            "stats.queued",
-            "stats.in_progress",
-            "stats.completed",
-            "stats.failed",
-            "stats.no_answer",
-            "webhook_url",
-            "created_at",
-            "updated_at",
-        },
-    ),
-    "voiso-sandbox": (
-        {"name": "e2e voiso", "from_number": "+14155550100", "retry": {"max_attempts": 2}},
-        {"name", "status", "vendor_status", "from_numbers", "retry.max_attempts", "created_at", "updated_at"},
-    ),
-    "sarvam-sandbox": (
-        {
-            "name": "e2e sarvam",
-            "agent_id": "agent-42",
-            "from_number": "+919876543210",
-            "schedule": {
-                "end_at": FUTURE,
-                "timezone": "Asia/Kolkata",
-                "days": ["monday"],
-                "daily_start": "09:00",
-                "daily_end": "18:00",
-            },
-            "retry": {"max_attempts": 2, "interval_minutes": 10},
-            "webhook_url": "https://hooks.example.com/e2e",
-        },
-        {
-            "name",
-            "status",
-            "vendor_status",
-            "agent_id",
-            "from_numbers",
-            "schedule.start_at",
-            "schedule.end_at",
-            "schedule.timezone",
-            "schedule.days",
-            "schedule.daily_start",
-            "schedule.daily_end",
-            "retry.max_attempts",
-            "retry.interval_minutes",
-            "webhook_url",
-            "created_at",
-            "updated_at",
-        },
-    ),
-    "dialnexa-sandbox": (
-        {
-            "name": "e2e dialnexa",
-            "agent_id": "agt_e2e1",
-            "from_number": "+14155550100",
-            "start_at": FUTURE,
-            "max_concurrent_calls": 2,
-            "retry": {"max_attempts": 3, "interval_minutes": 20},
-        },
-        {
-            "name",
-            "status",
-            "vendor_status",
-            "agent_id",
-            "from_numbers",
-            "max_concurrent_calls",
-            "schedule.start_at",
-            "retry.max_attempts",
-            "retry.interval_minutes",
-            "stats.total",
-            "stats.pending",
-            "stats.completed",
-            "created_at",
-        },
-    ),
-}
-NESTED = {"schedule": models.Schedule, "retry": models.Retry, "stats": models.Stats}
 
 
 def _free_port() -> int:
@@ -188,19 +83,6 @@ def serving(tmp_path: Path, *extra: str) -> Iterator[str]:
     assert process.returncode is not None
 
 
-def _non_null_leaves(campaign: dict[str, Any]) -> set[str]:
-    out = set()
-    for name, value in campaign.items():
-        if name in ("id", "connection", "vendor", "vendor_data"):
-            continue
-        if name in NESTED:
-            assert value is None or set(value) == set(NESTED[name].model_fields), name
-            out |= {f"{name}.{sub}" for sub, v in (value or {}).items() if v is not None}
-        elif value is not None:
-            out.add(name)
-    return out
-
-
 def test_serve_answers_every_vendor(tmp_path: Path) -> None:
     with serving(tmp_path) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
         health = client.get("/healthz")
@@ -210,9 +92,12 @@ def test_serve_answers_every_vendor(tmp_path: Path) -> None:
 
         connections = client.get("/v1/connections")
         assert connections.status_code == 200, connections.text
-        assert {c["name"] for c in connections.json()["data"]} == set(CASES)
+        assert {c["name"] for c in connections.json()["data"]} == set(BY_CONNECTION)
 
-        for connection, (body, filled) in CASES.items():
+        # The same per-vendor expectations as the in-process round trips: what each create sends and
+        # exactly which canonical fields GET must then report.
+        for connection, case in BY_CONNECTION.items():
+            body = case.create(f"e2e {case.vendor}")
             headers = {"X-Connection": connection, "X-Request-ID": f"e2e-{connection}"}
             created = client.post("/v1/campaigns", json=body, headers=headers)
             assert created.status_code == 201, (connection, created.text)
@@ -225,7 +110,7 @@ def test_serve_answers_every_vendor(tmp_path: Path) -> None:
             assert "vendor_data" not in fetched.json()
             assert (fetched.json()["id"], fetched.json()["connection"]) == (campaign_id, connection)
             assert fetched.json()["name"] == body["name"]
-            assert _non_null_leaves(fetched.json()) == filled, connection
+            assert {name for name, value in leaves(fetched.json()).items() if value is not None} == case.filled
             assert campaign["status"] is not None
 
             again = client.get(f"/v1/campaigns/{campaign_id}", headers=headers)
@@ -263,7 +148,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
             assert health.json() == {"status": "ok"}
         connections = client.get("/v1/connections", headers=AUTH)
         assert connections.status_code == 200, connections.text
-        assert sorted(c["name"] for c in connections.json()["data"]) == sorted(CASES)
+        assert sorted(c["name"] for c in connections.json()["data"]) == sorted(BY_CONNECTION)
         assert client.get("/v1/connections").status_code == 401
     log = (tmp_path / "serve.log").read_text()
     assert log.count("Started server process") >= 2, log
