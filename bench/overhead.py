@@ -114,6 +114,7 @@ class Settings:
     pin: bool
     spread: int
     log_level: str = "info"
+    workers: int = 1
     workdir: Path = Path()
 
 
@@ -442,7 +443,15 @@ def run(settings: Settings) -> None:
         sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
         sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, settings.pin))
         wait_until_serving(sandbox, "/_sandbox/calls")
-        gateway_args = ["serve", "--config", str(config), "--port", str(gateway_port), "--workers", "1"]
+        gateway_args = [
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(gateway_port),
+            "--workers",
+            str(settings.workers),
+        ]
         gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, settings.pin))
         wait_until_serving(gateway, "/healthz")
 
@@ -511,13 +520,16 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument(
         "--log-level", default="info", choices=["info", "warning"], help="warning: no access line per request"
     )
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk not found: apt-get install -y wrk")
     pin = not args.no_pin and can_pin()
     if not pin:
         print("note: not pinning (no taskset, fewer than 2 CPUs, or --no-pin)", file=sys.stderr)
-    return Settings(tuple(args.concurrency), args.duration, args.warmup, pin, max(1, args.spread), args.log_level)
+    return Settings(
+        tuple(args.concurrency), args.duration, args.warmup, pin, max(1, args.spread), args.log_level, args.workers
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
