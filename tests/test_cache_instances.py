@@ -9,79 +9,29 @@ stopped in ``finally`` (SIGTERM, wait, SIGKILL).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import MAPPINGS, ROOT, TEST_KEY, RedisServer, free_port, write_config
+from tests.conftest import TEST_KEY, RedisServer, write_config
+from tests.processes import sandbox, serving
 
-STARTUP_SECONDS = 20
-STOP_SECONDS = 5
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 NEW_CAMPAIGN = {"name": "Shared", "agent_id": "agt_shared1", "from_number": "+14155550100"}
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_SECONDS)
-
-
-def _wait_until(
-    ready: Callable[[], bool], seconds: float, what: str, process: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if ready():
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} was not up within {seconds} s:\n{log.read_text()}")
-        time.sleep(0.1)
+def _sandbox(tmp_path: Path) -> AbstractContextManager[str]:
+    return sandbox(tmp_path / "sandbox.log")
 
 
 @contextmanager
-def _process(command: list[str], log: Path, probe: str, what: str) -> Iterator[str]:
-    """Run ``command`` from the repo root until the block ends; yields its base URL once ``probe`` answers 200."""
-    port = int(command[-1])
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until(
-            lambda: httpx.get(base_url + probe, timeout=1).status_code == 200, STARTUP_SECONDS, what, process, log
-        )
+def _gateway(tmp_path: Path, config: Path, name: str) -> Iterator[str]:
+    with serving(config, log_path=tmp_path / f"gateway-{name}.log") as (base_url, _):
         yield base_url
-    finally:
-        _stop(process)
-
-
-def _sandbox(tmp_path: Path) -> Any:
-    command = [sys.executable, "-m", "gateway.cli", "sandbox", "--vendor", "generic"]
-    command += ["--mappings", str(MAPPINGS), "--port", str(free_port())]
-    return _process(command, tmp_path / "sandbox.log", "/_sandbox/calls", "the generic sandbox")
-
-
-def _gateway(tmp_path: Path, config: Path, name: str) -> Any:
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(free_port())]
-    return _process(command, tmp_path / f"gateway-{name}.log", "/healthz", f"gateway {name}")
 
 
 def _config(tmp_path: Path, upstream: str, redis_url: str) -> Path:

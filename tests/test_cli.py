@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import httpx
 import yaml
 
 from gateway.cli import main
 from gateway.keys import KEY_PREFIX, key_hash
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
+from tests.processes import start_gateway, stop, wait_for_http
 
 
 def test_keys_new_prints_the_key_once_and_only_its_hash_in_the_entry(capsys) -> None:
@@ -34,30 +32,12 @@ def test_two_keys_differ(capsys) -> None:
     assert len(keys) == 2 and keys[0] != keys[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_sandbox_serves_one_vendor_on_loopback() -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "sandbox", "--vendor", "voiso", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def test_sandbox_serves_one_vendor_on_loopback(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "sandbox.log"
+    process = start_gateway("sandbox", "--vendor", "voiso", "--port", str(port), log_path=log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/v4/campaigns/1", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "the sandbox did not start in 20 s"
-                time.sleep(0.1)
+        answer = wait_for_http(f"http://127.0.0.1:{port}/api/v4/campaigns/1", process, log, 20, accept=lambda _: True)
         assert answer.status_code == 401  # Voiso's auth form is checked
         authorised = httpx.get(
             f"http://127.0.0.1:{port}/api/v4/campaigns/1", headers={"Authorization": "Bearer any"}, timeout=2
@@ -65,8 +45,7 @@ def test_sandbox_serves_one_vendor_on_loopback() -> None:
         assert authorised.status_code == 404
         assert httpx.get(f"http://127.0.0.1:{port}/_sandbox/calls", timeout=2).json()["get"] == 2
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def test_sandbox_refuses_an_unknown_vendor(capsys) -> None:

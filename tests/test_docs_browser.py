@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve_e2e import serving
+from tests.processes import serving
 
 CHROMIUM_SECONDS = 60
 WINDOW = (1280, 2400)
@@ -121,7 +121,7 @@ class DocsPage(HTMLParser):
 def test_docs_page_in_headless_chromium(tmp_path: Path) -> None:
     chromium()  # fail first, and clearly, when the browser is missing
     screenshot = tmp_path / "docs.png"
-    with serving(tmp_path) as base_url:
+    with serving("config.yaml", log_path=tmp_path / "serve.log") as (base_url, _):
         url = f"{base_url}/docs"
         dumped = run_chromium(tmp_path, "--dump-dom", url)
         shot = run_chromium(tmp_path, f"--screenshot={screenshot}", f"--window-size={WINDOW[0]},{WINDOW[1]}", url)

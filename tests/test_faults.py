@@ -22,11 +22,8 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -40,8 +37,9 @@ import pytest
 from gateway.app import GatewayApp
 from gateway.config import load_config
 from gateway.upstream import Upstream
-from tests.conftest import MAPPINGS, ROOT, TEST_KEY, free_port, write_config
+from tests.conftest import TEST_KEY, write_config
 from tests.fakes import FakeVendor, SentRequest, json_answer
+from tests.processes import sandbox
 
 NAME = "nexa"
 CREDENTIAL = "sandbox-faults-credential-0001"  # long: the gateway masks credentials in vendor answers
@@ -53,8 +51,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 LASTING = 10  # a fault count no request can use up: what is left tells how many attempts were made
 SLOW = 0.6  # seconds of latency: twice the read timeout, well inside the total budget
 BUDGET_SLACK = 0.5
-STARTUP_SECONDS = 20
-STOP_SECONDS = 5
 SETTLE_SECONDS = 3
 CAMPAIGN = {"name": "Faults", "agent_id": "agt_faults1", "from_number": "+14155550100"}
 RECIPIENTS = {"recipients": [{"phone_number": "+14155550123", "name": "Ann"}]}
@@ -77,55 +73,9 @@ def connection(base_url: str, **overrides: Any) -> dict[str, Any]:
 # --- the sandbox as a process ------------------------------------------------------------------
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL to its process group (it leads one: start_new_session) after a bounded wait."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_SECONDS)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # any worker it left behind
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = STARTUP_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"{process.args} exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {seconds} s:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def sandbox_process(log: Path) -> Iterator[str]:
-    """`gateway sandbox --vendor generic` on a free loopback port; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "sandbox", "--vendor", "generic"]
-    command += ["--mappings", str(MAPPINGS), "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(base_url + "/_sandbox/calls", process, log)
-        yield base_url
-    finally:
-        stop_process(process)
-
-
 @pytest.fixture(scope="module")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with sandbox_process(tmp_path_factory.mktemp("sandbox") / "sandbox.log") as url:
+    with sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.log") as url:
         yield url
 
 

@@ -15,9 +15,7 @@ sandbox's fault injector (latency) so that the others really arrive while it is 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,17 +24,15 @@ import httpx
 import orjson
 import redis
 
-from tests.conftest import ROOT, TEST_KEY, RedisServer, free_port, write_config
+from tests.conftest import TEST_KEY, RedisServer, free_port, write_config
+from tests.processes import sandbox, start_gateway, stop, wait_for_http, wait_until
 from tests.test_faults import (
     CAMPAIGN,
     connection,
     gateway_client,
     load_app,
-    sandbox_process,
-    stop_process,
     transport_control,
     upstream_of,
-    wait_for_http,
 )
 
 CLIENTS = 20
@@ -106,27 +102,16 @@ async def test_concurrent_identical_creates_in_process(tmp_path: Path) -> None:
 
 
 def _wait_for_workers(log: Path, process: subprocess.Popen[bytes], workers: int) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while log.read_text().count("Application startup complete") < workers:
-        assert process.poll() is None, f"gateway serve exited with {process.returncode}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, (
-            f"{workers} workers did not start in {STARTUP_SECONDS} s:\n{log.read_text()}"
-        )
-        time.sleep(0.1)
+    started = lambda: log.read_text().count("Application startup complete") >= workers  # noqa: E731
+    wait_until(started, process, log, STARTUP_SECONDS, f"{workers} workers")
 
 
 def test_concurrent_identical_creates_across_two_workers(tmp_path: Path, redis_server: RedisServer) -> None:
-    with sandbox_process(tmp_path / "sandbox.log") as upstream:
+    with sandbox(tmp_path / "sandbox.log") as upstream:
         config = write_config(tmp_path, [connection(upstream, timeouts=TIMEOUTS)], cache={"backend": redis_server.url})
         port = free_port()
         log = tmp_path / "serve.log"
-        command = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(port)]
-        command += ["--workers", "2"]
-        env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+        process = start_gateway("serve", "--config", str(config), "--port", str(port), "--workers", "2", log_path=log)
         try:
             base_url = f"http://127.0.0.1:{port}"
             wait_for_http(base_url + "/healthz", process, log)
@@ -154,4 +139,4 @@ def test_concurrent_identical_creates_across_two_workers(tmp_path: Path, redis_s
             finally:
                 shared.close()
         finally:
-            stop_process(process)
+            stop(process)

@@ -42,9 +42,9 @@ import yaml
 from gateway import reload
 from gateway.config import load_config
 from gateway.keys import key_hash
-from tests.conftest import MAPPINGS, ROOT, free_port
+from tests.conftest import MAPPINGS, free_port
 from tests.fakes import FakeVendor, SentRequest, json_answer
-from tests.test_serve_e2e import _gateway_command
+from tests.processes import start_gateway, stop, wait_until
 from tests.test_tenants import (
     CAMPAIGN_ID,
     TenantVendor,
@@ -62,7 +62,6 @@ NEW_KEY = "cgw_reload_new_key_1111111111111111111111111111111"
 THIRD_KEY = "cgw_reload_third_key_22222222222222222222222222222"
 VENDOR_SECRET = "reload-vendor-credential-123"
 STARTUP_SECONDS = 30
-STOP_SECONDS = 5
 RELOAD_SECONDS = 2.0
 
 
@@ -210,46 +209,30 @@ class Served:
         return pinned
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the server leads its own process group
-            process.wait(timeout=STOP_SECONDS)
-    # workers left behind by a master that died first
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextmanager
 def serve(directory: Path, config_path: Path, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`gateway serve --config <path> --port <free> --workers N` from the repo root, until /healthz answers."""
     port = free_port()
-    command = [*_gateway_command(), "serve", "--config", str(config_path), "--port", str(port)]
-    command += ["--workers", str(workers)]
-    environment = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"} | (env or {})
     stdout_path, stderr_path = directory / "serve.stdout", directory / "serve.stderr"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, env=environment, start_new_session=True)
+    process = start_gateway(
+        *("serve", "--config", str(config_path), "--port", str(port), "--workers", str(workers)),
+        log_path=stderr_path,
+        stdout_path=stdout_path,
+        env=env,
+    )
     served = Served(process, port, stdout_path, stderr_path, workers)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"gateway serve exited with {process.returncode}:\n{served.stderr()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if one_shot(port, "GET", "/healthz").status == 200 and len(served.workers()) == workers:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gateway serve did not start in {STARTUP_SECONDS} s:\n{served.stderr()}")
-            time.sleep(0.1)
+
+        def ready() -> bool:  # every worker has started its app (and so its config watcher), not just spawned
+            started = served.stderr().count("Application startup complete") >= workers
+            return started and one_shot(port, "GET", "/healthz").status == 200 and len(served.workers()) == workers
+
+        wait_until(ready, process, stderr_path, STARTUP_SECONDS, "gateway serve")
         yield served
     finally:
         for conn in served.opened:
             conn.close()
-        _stop(process)
+        stop(process)
 
 
 def hold(pinned: dict[int, list[Pinned]], seconds: float) -> None:

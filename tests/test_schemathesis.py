@@ -17,7 +17,6 @@ more than 1000 recipients → 422, a body that is not JSON → 415.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -33,10 +32,10 @@ from gateway.app import GatewayApp
 from gateway.asgi import MAX_BODY_BYTES
 from gateway.config import load_config
 from gateway.models import MAX_RECIPIENTS_PER_REQUEST
-from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, free_port, write_config
+from tests.conftest import DEMO_KEY, TEST_KEY, write_config
 from tests.fakes import FakeVendor, SentRequest, json_answer
-from tests.test_faults import stop_process, wait_for_http
-from tests.test_serve_e2e import CASES
+from tests.processes import serving
+from tests.test_roundtrip import BY_CONNECTION as CASES
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 MAX_EXAMPLES = 25
@@ -80,20 +79,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`gateway serve --config config.yaml` (the shipped one) on a free port, from the repo root."""
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--config", "config.yaml", "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_for_http(base_url + "/healthz", process, log)
+    with serving("config.yaml", log_path=tmp_path_factory.mktemp("serve") / "serve.log") as (base_url, log):
         yield Served(base_url, log)
-    finally:
-        stop_process(process)
 
 
 def schemathesis_config(path: Path, campaign_id: str) -> Path:
@@ -117,7 +104,7 @@ def test_schemathesis_finds_no_server_error_nor_schema_mismatch(
     assert SCHEMATHESIS.exists(), f"schemathesis is not installed in {SCHEMATHESIS.parent}"
     headers = {**AUTH, "X-Connection": connection}
     with httpx.Client(base_url=served.base_url, headers=headers, timeout=10) as client:
-        created = client.post("/v1/campaigns", json=CASES[connection][0])
+        created = client.post("/v1/campaigns", json=CASES[connection].create(f"schemathesis {connection}"))
         assert created.status_code == 201, created.text
         offered = next(c for c in client.get("/v1/connections").json()["data"] if c["name"] == connection)
     config = schemathesis_config(tmp_path / "schemathesis.toml", created.json()["id"])

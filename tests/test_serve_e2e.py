@@ -8,83 +8,21 @@ The process is always stopped: SIGTERM, then SIGKILL (to its process group) afte
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from gateway import models
-from tests.conftest import DEMO_KEY, ROOT
+from tests.conftest import DEMO_KEY
+from tests.processes import serving
 from tests.test_roundtrip import BY_CONNECTION, leaves
 
-STARTUP_SECONDS = 20
-STOP_SECONDS = 5
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gateway_command() -> list[str]:
-    script = Path(sys.executable).parent / "gateway"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        # the server leads its own process group (start_new_session): this reaches its workers too
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=STOP_SECONDS)
-
-
-@contextmanager
-def serving(tmp_path: Path, *extra: str) -> Iterator[str]:
-    """`gateway serve --config config.yaml --port <free>` from the repo root; yields its base URL."""
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    command = [*_gateway_command(), "serve", "--config", "config.yaml", "--port", str(port), *extra]
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"gateway serve exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"/healthz did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        _stop(process)
-    assert process.returncode is not None
-
-
 def test_serve_answers_every_vendor(tmp_path: Path) -> None:
-    with serving(tmp_path) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
+    served = serving("config.yaml", log_path=tmp_path / "serve.log")
+    with served as (base_url, _), httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
         health = client.get("/healthz")
         assert health.status_code == 200
         assert health.json() == {"status": "ok"}
@@ -141,7 +79,8 @@ def test_serve_answers_every_vendor(tmp_path: Path) -> None:
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     """Sandbox state is per worker, so only stateless answers are checked here."""
-    with serving(tmp_path, "--workers", "2") as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+    served = serving("config.yaml", "--workers", "2", log_path=tmp_path / "serve.log")
+    with served as (base_url, _), httpx.Client(base_url=base_url, timeout=10) as client:
         for _ in range(4):
             health = client.get("/healthz")
             assert health.status_code == 200

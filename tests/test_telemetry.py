@@ -18,14 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +34,8 @@ from gateway.app import GatewayApp
 from gateway.config import load_config
 from gateway.telemetry import AccessFormatter
 from gateway.transport import TransportUnreachable
-from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, RedisServer, free_port, write_config
+from tests import processes
+from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, RedisServer, write_config
 from tests.fakes import Answer, json_answer
 
 SECRET = "sk_live_telemetry_SECRET_1a2b3c4d5e6f"
@@ -69,8 +66,6 @@ ACCESS_FIELDS = {
     "upstream_ms",
 }
 SERVER_TIMING = re.compile(r"upstream;dur=(\d+\.\d+), gateway;dur=(\d+\.\d+)")
-STARTUP_SECONDS = 20
-STOP_SECONDS = 5
 
 
 class SlowVendor:
@@ -565,51 +560,15 @@ async def test_readyz_recovers_after_a_redis_outage_seen_by_reads(tmp_path: Path
 # ------------------------------------------------------------------------------------ real processes
 
 
-def _gateway_command() -> list[str]:
-    script = Path(sys.executable).parent / "gateway"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the server leads its own process group: workers too
-        process.wait(timeout=STOP_SECONDS)
-
-
-@contextmanager
-def serving(tmp_path: Path, config: Path, *extra: str) -> Iterator[tuple[str, Path]]:
-    """`gateway serve --config CONFIG --port <free> EXTRA` from the repo root; yields (base URL, stderr file).
-
-    stderr goes to a file (not a terminal), stdout to another.
-    """
-    port = free_port()
-    err_path, out_path = tmp_path / "serve.stderr", tmp_path / "serve.stdout"
-    command = [*_gateway_command(), "serve", "--config", str(config), "--port", str(port), *extra]
-    env = {k: v for k, v in os.environ.items() if k not in ("GATEWAY_CONFIG", "PROMETHEUS_MULTIPROC_DIR")}
-    with err_path.open("wb") as err, out_path.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, env=env, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"gateway serve exited with {process.returncode}:\n{err_path.read_text()}")
-            try:
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"/healthz did not answer within {STARTUP_SECONDS} s:\n{err_path.read_text()}")
-            time.sleep(0.1)
-        yield base_url, err_path
-    finally:
-        _stop(process)
+def serving(tmp_path: Path, config: Path, *extra: str) -> AbstractContextManager[tuple[str, Path]]:
+    """`gateway serve --config CONFIG EXTRA` (stderr to a file, not a terminal); yields (base URL, stderr file)."""
+    return processes.serving(
+        config,
+        *extra,
+        log_path=tmp_path / "serve.stderr",
+        stdout_path=tmp_path / "serve.stdout",
+        drop_env=("PROMETHEUS_MULTIPROC_DIR",),
+    )
 
 
 def shipped_config_copy(tmp_path: Path, **extra: object) -> Path:
