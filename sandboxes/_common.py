@@ -58,9 +58,19 @@ def key_accepted(request: Request, header: str, prefix: str, api_key: str | None
 
 
 async def read_json(request: Request) -> Any:
-    """The request's JSON body, or raise ValueError when it is not JSON."""
+    """The request's JSON body, or raise ValueError when it is not JSON.
+
+    Strict as JSON.parse: NaN and Infinity are not JSON, and absurd nesting is refused too.
+    """
     raw = await request.body()
-    return json.loads(raw or b"null")
+    try:
+        return json.loads(raw or b"null", parse_constant=_not_json)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def counting(state: SandboxState, name: str, handler: Callable) -> Callable:
