@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import cache
 from gateway.config import Config, Connection, KeySpec, Tenant
@@ -29,10 +29,10 @@ class Runtime:
     cache: cache.CacheBackend
     limiter: RateLimiter
     slots: MemorySlots | RedisSlots
+    idempotency: IdempotencyStore = field(init=False)
 
-    @property
-    def idempotency(self) -> IdempotencyStore:
-        return IdempotencyStore(self.slots)
+    def __post_init__(self) -> None:
+        self.idempotency = IdempotencyStore(self.slots)
 
     def upstream(self, tenant: Tenant, connection: Connection) -> Upstream:
         return self.upstreams[(tenant.id, connection.fingerprint)]
