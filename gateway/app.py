@@ -21,7 +21,7 @@ from gateway import cache, idempotency, inbound
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
-from gateway.engine import Call, run
+from gateway.engine import Call, Progress, run
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -141,31 +141,41 @@ class GatewayApp:
         raw = b""
         if route.has_body:
             call.body, raw = await inbound.read_canonical_body(route.operation, headers, receive)
+        call.handling, asked = inbound.handling(scope["headers"], connection)
 
-        async def perform() -> tuple[int, bytes]:
+        async def perform(resume: bytes | None) -> tuple[int, bytes, idempotency.Headers]:
+            if resume is not None:
+                call.progress = Progress(**orjson.loads(resume))
             groups = cache.write_groups(tenant.id, connection.fingerprint, campaign_id)
             try:
                 result = await run(connection, runtime.upstream(tenant, connection), call)
             except GatewayError as error:
                 if error.status >= 500:  # a timeout or vendor fault: the write may still have been applied
                     await self._drop(runtime, groups)
+                error.headers.update(_handling_headers(call, asked))
                 raise
+            finally:
+                record.dropped = call.dropped or None
             await self._drop(runtime, groups)
+            answer_headers = tuple(_handling_headers(call, asked).items())
             if route.operation == "delete":
-                return 204, b""
-            return (201 if route.operation == "create" else 200), _serialise(result)
+                return 204, b"", answer_headers
+            return (201 if route.operation == "create" else 200), _serialise(result), answer_headers
 
         idempotency_key = headers.get(b"idempotency-key") if scope["method"] == "POST" else None
         call.idempotency_key = bool(idempotency_key)
         if idempotency_key:
-            fingerprint = idempotency.fingerprint(connection.fingerprint, route.operation, campaign_id, raw)
-            status, body, replayed = await runtime.idempotency.run(
+            fingerprint = idempotency.fingerprint(
+                connection.fingerprint, route.operation, campaign_id, call.handling, raw
+            )
+            status, body, answer_headers, replayed = await runtime.idempotency.run(
                 tenant.id, idempotency_key.decode("latin-1"), fingerprint, perform
             )
             if replayed:
                 out.append((b"idempotent-replayed", b"true"))
         else:
-            status, body = await perform()
+            status, body, answer_headers = await perform(None)
+        out += [(name.lower().encode(), value.encode()) for name, value in answer_headers]
         await _reply(send, record, status, body, out)
         return status
 
@@ -327,6 +337,16 @@ async def _reply(
     await respond(send, status, body, headers)
 
 
+def _handling_headers(call: Call, asked: bool) -> dict[str, str]:
+    """RFC 7240's answer to ``Prefer: handling``, and the canonical fields a lenient request left out."""
+    headers = {}
+    if call.handling == "lenient" or asked:
+        headers["Preference-Applied"] = f"handling={call.handling}"
+    if call.dropped:
+        headers["Dropped-Fields"] = ", ".join(call.dropped)
+    return headers
+
+
 def _connections(tenant: Tenant) -> dict[str, Any]:
     return {
         "data": [
@@ -335,6 +355,8 @@ def _connections(tenant: Tenant) -> dict[str, Any]:
                 "vendor": c.vendor,
                 "default": c.name == tenant.default_connection,
                 "operations": list(c.map.operations),
+                "unsupported_fields": "drop" if c.lenient else "reject",
+                "capabilities": c.map.capabilities,
             }
             for c in tenant.connections.values()
         ]

@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, check, keys new, sandbox."""
+"""The ``gateway`` command: serve, check, keys new, translate, capabilities, schema, sandbox."""
 
 from __future__ import annotations
 
@@ -58,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--body", type=Path, help="a canonical request body (JSON file)")
     translate.add_argument("--id", dest="campaign_id", help="the campaign id, for operations on one")
     translate.add_argument("--response", type=Path, help="a vendor answer (JSON file): print its canonical form")
+    translate.add_argument(
+        "--handling", choices=("strict", "lenient"), default="strict", help="as Prefer: handling=... would ask"
+    )
     translate.set_defaults(run=_translate)
+
+    capabilities = commands.add_parser(
+        "capabilities", help="print what each vendor of the config does with each operation and canonical field"
+    )
+    _config_option(capabilities)
+    capabilities.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    capabilities.set_defaults(run=_capabilities)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a vendor map file (for editors)")
     schema.set_defaults(run=_schema)
@@ -178,7 +188,8 @@ def _translate(args: argparse.Namespace) -> int:
         return 1
     try:
         connection = find_connection(config, args.connection, args.tenant)
-        call = canonical_call(args.operation, args.body.read_bytes() if args.body else None, args.campaign_id)
+        body = args.body.read_bytes() if args.body else None
+        call = canonical_call(args.operation, body, args.campaign_id, args.handling)
         if args.response is not None:
             output = canonical_side(connection, call, json.loads(args.response.read_text()))
         else:
@@ -190,6 +201,22 @@ def _translate(args: argparse.Namespace) -> int:
         print(json.dumps(exc.envelope("translate"), indent=2), file=sys.stderr)
         return 1
     print(json.dumps(output, indent=2))
+    return 0
+
+
+def _capabilities(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway import capability_table as table
+
+    _path, config, problems = _load(args.config)
+    if config is None:
+        _report(problems)
+        return 1
+    if args.format == "json":
+        print(json.dumps({name: vendor_map.capabilities for name, vendor_map in table.vendors(config)}, indent=2))
+    else:
+        print(table.document(config, table.markdown if args.format == "markdown" else table.text))
     return 0
 
 

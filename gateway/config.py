@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.mapping import VendorMap, load_maps
-from gateway.mapping.compiler import render_template
+from gateway.mapping.loader import names_in
+from gateway.mapping.request import render_template
 from gateway.problems import Problem, at, from_validation
 from gateway.yamlsrc import SourceFile, YamlProblem, load_yaml
 
@@ -85,6 +86,11 @@ class ConnectionSpec(Strict):
     retries: RetrySpec = RetrySpec()
     circuit: CircuitSpec = CircuitSpec()
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    unsupported_fields: Literal["reject", "drop"] = Field(
+        default="reject",
+        description="A field the vendor cannot carry: refused (422), or left out and named in Dropped-Fields; "
+        "`Prefer: handling=strict|lenient` overrides it per request",
+    )
 
 
 class TenantSpec(Strict):
@@ -134,6 +140,7 @@ class Connection:
     circuit: CircuitSpec
     max_response_bytes: int
     fingerprint: str
+    lenient: bool = False  # unsupported_fields: drop
 
 
 @dataclass
@@ -172,7 +179,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
     maps, problems = load_maps(maps_dir)
-    broken = {Path(problem.file).stem for problem in problems}
+    broken = {name for file in {problem.file for problem in problems} for name in names_in(file)}
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
     config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={})
@@ -226,6 +233,8 @@ def _connection(
     problems: list[Problem],
 ) -> Connection | None:
     vendor_map = maps.get(spec.vendor)
+    if vendor_map is None and spec.vendor in broken:
+        return None  # its map's own problems are reported already
     if vendor_map is None:
         problems.append(
             at(
@@ -287,6 +296,7 @@ def _connection(
         circuit=spec.circuit,
         max_response_bytes=spec.max_response_bytes,
         fingerprint=fingerprint,
+        lenient=spec.unsupported_fields == "drop",
     )
 
 

@@ -1,23 +1,40 @@
-"""Runs one canonical operation against one connection: translate, send, translate back."""
+"""Runs one canonical operation against one connection: translate, send, translate back.
+
+An operation may fan out (one upstream call per recipient, or per chunk) and may be composed
+(create, then add the recipients to what it created). A composed operation that fails after its
+first step answers ``partial_failure`` with its ``Progress``, which an Idempotency-Key keeps so
+that a retry resumes at the step that failed and never repeats one that took effect.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from gateway.config import Connection
 from gateway.errors import (
     GatewayError,
     NotFound,
     OperationNotSupported,
+    PartialFailure,
     UpstreamError,
     ValidationFailed,
 )
-from gateway.mapping import CompiledOperation, Page, UpstreamRequest
-from gateway.mapping.compiler import MalformedResponse
+from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest
+from gateway.mapping.canonical import field_text
 from gateway.mapping.expressions import TranslationError
 from gateway.upstream import Upstream
+
+Handling = Literal["strict", "lenient"]
+
+
+@dataclass
+class Progress:
+    """How far a composed operation got: the first step's canonical answer, and the calls of each step done."""
+
+    result: dict[str, Any] | None = None
+    done: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,6 +50,19 @@ class Call:
     status: str | None = None
     include_vendor_data: bool = False
     idempotency_key: bool = False  # a create may be retried only when it carries one
+    handling: Handling = "strict"
+    dropped: list[str] = field(default_factory=list)  # canonical fields left out (lenient handling)
+    progress: Progress | None = None  # where a composed operation resumes
+
+
+@dataclass
+class FanOutResult:
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[Any] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)  # indexes of the calls that took effect
+    first_error: GatewayError | None = None
 
 
 def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict[str, Any]]:
@@ -45,8 +75,13 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
         raise NotFound(f"campaign {call.id} not found at {connection.name}", vendor=vendor)
     if call.cursor is not None and not operation.takes_cursor and call.cursor != str(call.offset):
         raise ValidationFailed("invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API gave"}])
-    if call.body is not None:
-        _check_fields(operation, call.body, vendor)
+    if call.body is not None and operation.fields is not None:
+        outcome = operation.fields.apply(call.body, call.handling == "lenient", vendor)
+        if outcome.problems:
+            raise ValidationFailed(
+                f"{vendor} cannot take this request as it is", vendor=vendor, details=outcome.problems
+            )
+        call.body, call.dropped = outcome.body, outcome.dropped
     context = {
         "now": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "body": call.body,
@@ -66,12 +101,13 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
 async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
     """The canonical answer of ``call`` (a dict, a list page, or None for delete)."""
     operation, context = prepare(connection, call)
+    if operation.steps:
+        return await _composed(connection, upstream, operation, context, call)
     if operation.fan_out is not None:
-        return await _fan_out(operation, upstream, context, call)
+        return await _fan_out(connection, upstream, operation, context, call)
     result = await _exchange(operation, upstream, context, call)
     if operation.refetch and isinstance(result, dict):
-        refetch = Call("get", id=result["id"], include_vendor_data=call.include_vendor_data)
-        return await run(connection, upstream, refetch)
+        return await _refetch(connection, upstream, result["id"], call)
     return finish(connection, operation.kind, result, call, filtered_upstream=operation.filters_status)
 
 
@@ -87,7 +123,7 @@ def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor
             details=[{"field": field_name, "message": exc.message}],
         ) from exc
     body = context["body"]
-    if request.json is not None and body and body.get("vendor_options"):
+    if isinstance(request.json, dict) and body and body.get("vendor_options"):
         request.json.update(_deep_merge(request.json, body["vendor_options"]))
     return request
 
@@ -104,6 +140,20 @@ def translate_answer(
         ) from exc
 
 
+def units(operation: CompiledOperation, context: dict[str, Any]) -> list[tuple[range, dict[str, Any]]]:
+    """The upstream calls one request makes: each with the element indexes it carries and its context."""
+    if operation.fan_out is None:
+        return [(range(0), context)]
+    items = operation.fan_out.items(context) or []
+    size = operation.fan_out.size
+    if size is None:
+        return [(range(i, i + 1), {**context, "item": item}) for i, item in enumerate(items)]
+    return [
+        (range(start, min(start + size, len(items))), {**context, "item": items[start : start + size]})
+        for start in range(0, len(items), size)
+    ]
+
+
 async def _exchange(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
     """One upstream round trip: build the vendor request, send it, translate the answer."""
     vendor = upstream.connection.vendor
@@ -112,31 +162,115 @@ async def _exchange(operation: CompiledOperation, upstream: Upstream, context: d
     return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
 
-async def _fan_out(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
-    """One upstream call per element (vendors that add one recipient at a time), in order.
-
-    Partial success is reported per element; when every element fails, the first error is the answer.
-    """
-    items = (operation.fan_out(context) if operation.fan_out else None) or []
-    results: list[Any] = []
-    errors: list[dict[str, Any]] = []
-    first_error: GatewayError | None = None
-    for index, item in enumerate(items):
+async def _send_units(
+    operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call, skip: set[int]
+) -> FanOutResult:
+    """Every call of a (fanned-out) operation not in ``skip``, in order; a refused call does not stop the rest."""
+    result = FanOutResult()
+    for number, (indexes, unit_context) in enumerate(units(operation, context)):
+        if number in skip:
+            continue
         try:
-            results.append(await _exchange(operation, upstream, {**context, "item": item}, call))
+            answer = await _exchange(operation, upstream, unit_context, call)
         except GatewayError as error:
-            first_error = first_error or error
-            errors.append({"index": index, "code": error.code, "message": error.message})
-    if first_error is not None and not results:
-        raise first_error
+            result.first_error = result.first_error or error
+            result.errors += [{"index": i, "code": error.code, "message": error.message} for i in indexes]
+            continue
+        result.done.append(number)
+        result.answers.append(answer)
+        if isinstance(answer, dict) and "accepted" in answer:  # the vendor's own count (a shaped answer)
+            result.accepted += answer.get("accepted") or 0
+            result.rejected += answer.get("rejected") or 0
+        else:
+            result.accepted += len(indexes)
+    return result
+
+
+async def _fan_out(
+    connection: Connection, upstream: Upstream, operation: CompiledOperation, context: dict[str, Any], call: Call
+) -> Any:
+    """Recipients added by several calls; partial success is reported per element, total failure is the first error."""
+    result = await _send_units(operation, upstream, context, call, set())
+    if result.first_error is not None and not result.done:
+        raise result.first_error
     answer: dict[str, Any] = {
-        "accepted": len(results),
-        "rejected": len(errors),
-        "errors": errors or None,
+        "accepted": result.accepted,
+        "rejected": result.rejected + len(result.errors),
+        "errors": result.errors or None,
     }
     if call.include_vendor_data:
-        answer["vendor_data"] = {"results": results}
-    return finish(upstream.connection, operation.kind, answer, call, filtered_upstream=False)
+        answer["vendor_data"] = {"results": result.answers}
+    return finish(connection, operation.kind, answer, call, filtered_upstream=False)
+
+
+async def _composed(
+    connection: Connection, upstream: Upstream, operation: CompiledOperation, context: dict[str, Any], call: Call
+) -> Any:
+    """The operation, then each step on the id it answered; resumes from ``call.progress`` when given."""
+    progress = call.progress or Progress()
+    if progress.result is None:
+        progress.result = await _exchange(operation, upstream, context, call)
+    campaign_id = str(progress.result["id"])
+    for step in operation.steps:
+        body = step.body(call.body or {})
+        if body is not None:
+            await _step(connection, upstream, step, body, campaign_id, call, progress)
+    if operation.refetch:
+        try:
+            return await _refetch(connection, upstream, campaign_id, call)
+        except GatewayError as error:
+            raise _partial(error, progress, campaign_id, "get", []) from error
+    return finish(connection, operation.kind, progress.result, call, filtered_upstream=False)
+
+
+async def _step(
+    connection: Connection,
+    upstream: Upstream,
+    step: Step,
+    body: dict[str, Any],
+    campaign_id: str,
+    call: Call,
+    progress: Progress,
+) -> None:
+    step_call = Call(step.operation, id=campaign_id, body=body, idempotency_key=call.idempotency_key)
+    operation, context = prepare(connection, step_call)
+    done = progress.done.setdefault(step.operation, [])
+    result = await _send_units(operation, upstream, context, step_call, set(done))
+    done += result.done
+    where = (
+        field_text(operation.fan_out.field) if operation.fan_out else ", ".join(field_text(p) for p, _ in step.carries)
+    )
+    failures = [{"field": f"{where}[{e['index']}]", "message": f"{e['code']}: {e['message']}"} for e in result.errors]
+    if operation.fan_out is None and result.first_error is not None:
+        failures = [{"field": where, "message": f"{result.first_error.code}: {result.first_error.message}"}]
+    if result.rejected:
+        failures.append({"field": where, "message": f"{connection.vendor} refused {result.rejected} of them"})
+    if failures:
+        raise _partial(result.first_error, progress, campaign_id, step.operation, failures, vendor=connection.vendor)
+
+
+def _partial(
+    cause: GatewayError | None,
+    progress: Progress,
+    campaign_id: str,
+    step: str,
+    failures: list[dict[str, Any]],
+    vendor: str | None = None,
+) -> PartialFailure:
+    said = f": {cause.message}" if cause is not None else ""
+    return PartialFailure(
+        f"campaign {campaign_id} was created, but the step {step} did not complete{said}",
+        progress=progress,
+        vendor=cause.vendor if cause is not None else vendor,
+        upstream_status=cause.upstream_status if cause is not None else None,
+        details=[{"campaign_id": campaign_id, "step": step}, *failures],
+    )
+
+
+async def _refetch(connection: Connection, upstream: Upstream, campaign_id: Any, call: Call) -> Any:
+    return await run(
+        connection, upstream, Call("get", id=str(campaign_id), include_vendor_data=call.include_vendor_data)
+    )
 
 
 def finish(connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool) -> Any:
@@ -160,25 +294,6 @@ def _campaign(connection: Connection, result: dict[str, Any]) -> dict[str, Any]:
         "vendor": connection.vendor,
         **result,
     }
-
-
-_ABSENT = (None, [], {})
-
-
-def _check_fields(operation: CompiledOperation, body: dict[str, Any], vendor: str) -> None:
-    """Refuse what the vendor cannot carry and what it needs but the request lacks, naming each field."""
-    details = [
-        {"field": name, "message": f"{vendor} has no equivalent for this field"}
-        for name, get in operation.unsupported
-        if get(body) not in _ABSENT
-    ]
-    details += [
-        {"field": name, "message": f"{vendor} requires this field"}
-        for name, get in operation.required
-        if get(body) in _ABSENT
-    ]
-    if details:
-        raise ValidationFailed(f"{vendor} cannot take this request as it is", vendor=vendor, details=details)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

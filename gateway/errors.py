@@ -14,6 +14,7 @@ GatewayError (status, code)
 ├── RateLimited             429 rate_limited
 ├── OperationNotSupported   501 operation_not_supported
 ├── UpstreamError           502 upstream_error
+│   └── PartialFailure      502 partial_failure (a composed operation failed after its first step)
 ├── UpstreamUnavailable     503 upstream_unavailable
 └── UpstreamTimeout         504 upstream_timeout
 """
@@ -35,7 +36,7 @@ class GatewayError(Exception):
         *,
         vendor: str | None = None,
         upstream_status: int | None = None,
-        details: list[dict[str, str]] | None = None,
+        details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -118,6 +119,19 @@ class UpstreamError(GatewayError):
     status, code = 502, "upstream_error"
 
 
+class PartialFailure(UpstreamError):
+    """The first step of a composed operation took effect and a later one did not.
+
+    ``progress`` is what an Idempotency-Key keeps, so that a retry resumes where this stopped.
+    """
+
+    code = "partial_failure"
+
+    def __init__(self, message: str, *, progress: Any, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.progress = progress
+
+
 class UpstreamUnavailable(GatewayError):
     status, code = 503, "upstream_unavailable"
 
@@ -143,6 +157,7 @@ ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
         RateLimited,
         OperationNotSupported,
         UpstreamError,
+        PartialFailure,
         UpstreamUnavailable,
         UpstreamTimeout,
     )

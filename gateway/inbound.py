@@ -10,19 +10,16 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from gateway import models
 from gateway.asgi import Receive, Scope, read_body
 from gateway.config import Connection, Tenant
-from gateway.engine import Call
+from gateway.engine import Call, Handling
 from gateway.errors import UnknownConnection, UnsupportedMediaType, ValidationFailed
+from gateway.mapping.canonical import REQUEST_MODELS as BODY_MODELS
 
-BODY_MODELS: dict[str, type[BaseModel]] = {
-    "create": models.CampaignCreate,
-    "update": models.CampaignUpdate,
-    "recipients_add": models.RecipientsAdd,
-}
+HANDLINGS: frozenset[str] = frozenset(Handling.__args__)  # type: ignore[attr-defined]
 MAX_LIMIT = 100
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²"
@@ -55,6 +52,24 @@ def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
     if connection is None:
         raise UnknownConnection(f"unknown connection {name!r}")
     return connection
+
+
+def handling(headers: list[tuple[bytes, bytes]], connection: Connection) -> tuple[Handling, bool]:
+    """Strict or lenient (RFC 7240 ``Prefer: handling=...``, else the connection's default), and whether asked.
+
+    The first ``handling`` preference counts; one with another value is ignored, as RFC 7240 says.
+    """
+    for name, value in headers:
+        if name != b"prefer":
+            continue
+        for preference in value.decode("latin-1").split(","):
+            token, _, word = preference.split(";", 1)[0].partition("=")
+            if token.strip().lower() == "handling":
+                chosen = word.strip().strip('"').lower()
+                if chosen in HANDLINGS:
+                    return chosen, True  # type: ignore[return-value]
+                break
+    return ("lenient" if connection.lenient else "strict"), False
 
 
 def query_pairs(scope: Scope) -> list[tuple[str, str]]:

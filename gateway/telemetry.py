@@ -42,6 +42,7 @@ class RequestRecord:
     upstream_ms: float = 0.0
     retries: int = 0
     ms: float = 0.0
+    dropped: list[str] | None = None  # canonical fields a lenient write left out
 
     def add_upstream(self, seconds: float) -> None:
         self.upstream_ms += seconds * 1000
@@ -73,6 +74,7 @@ class RequestRecord:
             "ms": round(self.ms, 3),
             "upstream_ms": round(self.upstream_ms, 3),
             "retries": self.retries,
+            "dropped": self.dropped,
         }
 
 
@@ -115,6 +117,12 @@ class Telemetry:
             "gateway_upstream_errors", "Vendor faults by kind", ["vendor", "code"], registry=metrics_registry
         )
         self.retries = Counter("gateway_upstream_retries", "Upstream retries", ["vendor"], registry=metrics_registry)
+        self.dropped = Counter(
+            "gateway_dropped_fields",
+            "Canonical fields left out of lenient writes because the vendor cannot carry them",
+            ["vendor", "field"],
+            registry=metrics_registry,
+        )
         self.circuit_open = Gauge(
             "gateway_circuit_open",
             "1 while a connection's circuit breaker is open",
@@ -145,6 +153,8 @@ class Telemetry:
             self._child(self.cache_results, record.cache).inc()
         if record.retries:
             self._child(self.retries, vendor).inc(record.retries)
+        for name in record.dropped or ():
+            self._child(self.dropped, vendor, name).inc()
         if record.error is not None and record.error.startswith("upstream_"):
             self._child(self.upstream_errors, vendor, record.error).inc()
         if access_log.isEnabledFor(logging.INFO):
@@ -189,9 +199,10 @@ class AccessFormatter(logging.Formatter):
             who = f"{fields['tenant'] or '-'}/{fields['key'] or '-'}"
             where = f"{fields['connection'] or '-'} {fields['operation'] or '-'}"
             cache = f" cache={fields['cache']}" if fields["cache"] else ""
+            dropped = f" dropped={','.join(fields['dropped'])}" if fields.get("dropped") else ""
             return (
                 f"{fields['time']} {fields['method']} {_printable(fields['path'])} {fields['status']} {who} {where}"
-                f"{cache} {fields['ms']}ms (upstream {fields['upstream_ms']}ms) {fields['request_id']}"
+                f"{cache}{dropped} {fields['ms']}ms (upstream {fields['upstream_ms']}ms) {fields['request_id']}"
             )
         text = f"{fields['time']} {fields['level'].upper()} {fields['logger']}: {fields['message']}"
         return text + ("\n" + fields["exception"] if "exception" in fields else "")

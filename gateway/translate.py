@@ -12,12 +12,15 @@ import orjson
 from pydantic import ValidationError
 
 from gateway.config import Config, Connection
-from gateway.engine import Call, finish, prepare, translate_answer, vendor_request
+from gateway.engine import Call, Handling, finish, prepare, translate_answer, units, vendor_request
 from gateway.errors import ValidationFailed
 from gateway.inbound import BODY_MODELS, validation_details
-from gateway.mapping import Page
+from gateway.mapping import CompiledOperation, Page
+from gateway.mapping.request import encode_segment
 from gateway.redact import MASK
 from gateway.upstream import Upstream
+
+CREATED_ID = "{id}"
 
 
 class NoTransport:
@@ -45,8 +48,8 @@ def find_connection(config: Config, name: str, tenant: str | None) -> Connection
     return found[0]
 
 
-def canonical_call(operation: str, body: bytes | None, campaign_id: str | None) -> Call:
-    call = Call(operation, id=campaign_id, include_vendor_data=True)
+def canonical_call(operation: str, body: bytes | None, campaign_id: str | None, handling: Handling = "strict") -> Call:
+    call = Call(operation, id=campaign_id, include_vendor_data=True, handling=handling)
     if body is not None and operation in BODY_MODELS:
         try:
             model = BODY_MODELS[operation].model_validate_json(body)
@@ -57,24 +60,40 @@ def canonical_call(operation: str, body: bytes | None, campaign_id: str | None) 
 
 
 def vendor_side(connection: Connection, call: Call) -> dict[str, Any]:
-    """The upstream request, as it would leave the gateway (credentials masked)."""
+    """The upstream requests, as they would leave the gateway (credentials masked), steps included."""
     operation, context = prepare(connection, call)
-    items = operation.fan_out(context) if operation.fan_out else None
-    contexts = [{**context, "item": item} for item in items] if items is not None else [context]
     upstream = Upstream(connection, NoTransport())
+    output: dict[str, Any] = {"operation": call.operation, "vendor": connection.vendor}
+    output["requests"] = _requests(operation, context, upstream)
+    if call.dropped:
+        output["dropped"] = call.dropped
+    steps = []
+    for step in operation.steps:
+        body = step.body(call.body or {})
+        if body is not None:
+            step_operation, step_context = prepare(connection, Call(step.operation, body=body))
+            step_context["id"] = CREATED_ID  # not known until the vendor answers the first request
+            steps.append({"operation": step.operation, "requests": _requests(step_operation, step_context, upstream)})
+    if steps:
+        output["steps"] = steps
+    return output
+
+
+def _requests(operation: CompiledOperation, context: dict[str, Any], upstream: Upstream) -> list[dict[str, Any]]:
+    connection = upstream.connection
     requests = []
-    for each in contexts:
+    for _indexes, each in units(operation, context):
         request = vendor_request(operation, each, connection.vendor)
         url, headers, body = upstream.wire(request)
         requests.append(
             {
                 "method": request.method,
-                "url": _mask(url, connection),
+                "url": _mask(url, connection).replace(encode_segment(CREATED_ID), CREATED_ID),
                 "headers": {name: _mask(value, connection) for name, value in headers.items()},
                 "body": _body(body, headers),
             }
         )
-    return {"operation": call.operation, "vendor": connection.vendor, "requests": requests}
+    return requests
 
 
 def canonical_side(connection: Connection, call: Call, vendor_answer: Any) -> Any:

@@ -48,6 +48,12 @@ SARVAM = {
     "credentials": {"api_key": "sarvam-secret"},
     "params": {"org_id": "org", "workspace_id": "ws", "connection_id": "conn"},
 }
+# What Hamsa needs on create, so a test can name only the field it is about.
+HAMSA_NEEDS = {
+    "agent_id": "a",
+    "from_number": E164_NUMBER,
+    "recipients": [{"phone_number": E164_NUMBER, "name": "Ada"}],
+}
 GENERIC_CAMPAIGN = {"id": "c-1", "name": "Spring", "status": "active"}
 
 
@@ -475,14 +481,19 @@ async def test_a_cursor_this_api_never_gave_is_a_422(demo_client: httpx.AsyncCli
 @pytest.mark.parametrize(
     ("connection", "body", "fields"),
     [
-        (HAMSA, {"retry": {"max_attempts": 3}}, {"retry"}),
-        (HAMSA, {"schedule": {"end_at": "2030-01-02T00:00:00Z"}}, {"schedule.end_at"}),
+        (HAMSA, {**HAMSA_NEEDS, "retry": {"max_attempts": 3}}, {"retry.max_attempts"}),
+        (HAMSA, {**HAMSA_NEEDS, "schedule": {"end_at": "2030-01-02T00:00:00Z"}}, {"schedule.end_at"}),
         (
             HAMSA,
             {"retry": {"interval_minutes": 5}, "schedule": {"end_at": "2030-01-02T00:00:00Z"}},
-            {"retry", "schedule.end_at"},
+            {"retry.interval_minutes", "schedule.end_at", "agent_id", "from_number", "recipients"},
         ),
-        (GENERIC, {"recipients": [{"phone_number": E164_NUMBER}]}, {"recipients"}),
+        (HAMSA, {**HAMSA_NEEDS, "recipients": [{"phone_number": E164_NUMBER}]}, {"recipients[0].name"}),
+        (
+            GENERIC,
+            {"schedule": {"timezone": "UTC", "daily_start": "09:00"}},
+            {"schedule.timezone", "schedule.daily_start"},
+        ),
         (
             GENERIC,
             {"webhook_url": "https://example.com/hook", "schedule": {"days": ["monday"]}},
@@ -499,8 +510,9 @@ async def test_a_cursor_this_api_never_gave_is_a_422(demo_client: httpx.AsyncCli
     ids=[
         "hamsa-retry",
         "hamsa-end",
-        "hamsa-both",
-        "generic-recipients",
+        "hamsa-both-and-missing",
+        "hamsa-recipient-without-name",
+        "generic-schedule-window",
         "generic-webhook-days",
         "sarvam-no-end",
         "sarvam-no-agent-number",
@@ -520,8 +532,8 @@ async def test_fields_a_vendor_cannot_carry_or_needs_are_named(
 
 
 async def test_refused_fields_on_the_shipped_sandboxes(demo_client: httpx.AsyncClient) -> None:
-    response = await demo_client.post("/v1/campaigns", json={"name": "x", "retry": {"max_attempts": 2}})
-    assert detail_fields(error_of(response, 422, "validation_error")) == ["retry"]
+    response = await demo_client.post("/v1/campaigns", json={"name": "x", **HAMSA_NEEDS, "retry": {"max_attempts": 2}})
+    assert detail_fields(error_of(response, 422, "validation_error")) == ["retry.max_attempts"]
     response = await demo_client.post(
         "/v1/campaigns",
         json={"name": "x", "agent_id": "a", "from_number": E164_NUMBER},

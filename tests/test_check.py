@@ -238,6 +238,64 @@ def test_a_broken_map_in_each_of_two_files_is_reported_twice(tmp_path: Path, map
     assert only_problem_in(problems, maps / "voiso.yaml")[0] == line_of(maps / "voiso.yaml", "bogus_key")
 
 
+TYPOS_MAP = """\
+vendor: typos
+base_url: https://typos.example.com
+shapes:
+  campaign:
+    id: id
+    stats.totl: leads
+operations:
+  create:
+    required: [agnet_id]
+    unsupported: [webhook_ulr]
+    request:
+      method: POST
+      path: /campaigns
+      body:
+        title: body.name
+        days: body.shedule.days
+    response: {shape: campaign}
+"""
+
+
+def test_every_misspelt_canonical_field_in_a_map_is_named_in_one_run(tmp_path: Path, maps: Path, capsys) -> None:
+    """A typo in required, unsupported, a body source or a shape target: each on its line, with the right name."""
+    (maps / "typos.yaml").write_text(TYPOS_MAP)
+    connection = {"name": "t", "vendor": "typos", "credentials": {}}
+    code, problems, _ = check(config_with(tmp_path, maps, connection), capsys)
+    assert code == 1
+    found = {line: message for file, line, message in problems if file.endswith("typos.yaml")}
+    expected = {
+        "agnet_id": "'agent_id'",
+        "webhook_ulr": "'webhook_url'",
+        "body.shedule.days": "'schedule.days'",
+        "stats.totl": "'stats.total'",
+    }
+    assert len(found) == len(expected), problems
+    for marker, suggestion in expected.items():
+        message = found[line_of(maps / "typos.yaml", marker)]
+        assert "not a canonical field" in message and f"did you mean {suggestion}?" in message, message
+    # the connection to the broken map is not reported again as a missing file
+    assert not [p for p in problems if p[0].endswith("config.yaml")], problems
+
+
+def test_a_listed_unsupported_field_the_map_sends_is_a_contradiction(tmp_path: Path, maps: Path, capsys) -> None:
+    (maps / "typos.yaml").write_text(
+        TYPOS_MAP.replace("agnet_id", "agent_id")
+        .replace("webhook_ulr", "name")
+        .replace("shedule", "schedule")
+        .replace("stats.totl", "stats.total")
+    )
+    code, problems, _ = check(config_with(tmp_path, maps, {"name": "t", "vendor": "typos", "credentials": {}}), capsys)
+    assert code == 1
+    mine = sorted((line, message) for file, line, message in problems if file.endswith("typos.yaml"))
+    assert mine == [
+        (line_of(maps / "typos.yaml", "required:"), "'agent_id' is required, but the map never sends it"),
+        (line_of(maps / "typos.yaml", "unsupported:"), "'name' is listed as unsupported, but the map sends it"),
+    ]
+
+
 # --- config problems -----------------------------------------------------------------------------
 
 

@@ -275,8 +275,36 @@ async def test_fifth_vendor_create_and_get(gateway: tuple[httpx.AsyncClient, Gat
     assert isinstance(upstream.transport, AiohttpTransport)
 
     connections = (await client.get("/v1/connections")).json()["data"]
-    assert connections == [
-        {"name": "acme-main", "vendor": "acmedial", "default": True, "operations": ["create", "get", "pause"]}
+    [acme] = connections
+    assert {key: acme[key] for key in ("name", "vendor", "default", "operations", "unsupported_fields")} == {
+        "name": "acme-main",
+        "vendor": "acmedial",
+        "default": True,
+        "operations": ["create", "get", "pause"],
+        "unsupported_fields": "reject",
+    }
+    # derived from the map alone: what its create body sends, and everything else
+    assert acme["capabilities"]["create"]["native"] == [
+        "name",
+        "agent_id",
+        "from_number",
+        "start_at",
+        "schedule.start_at",
+        "schedule.timezone",
+        "max_concurrent_calls",
+        "retry.max_attempts",
+        "retry.interval_minutes",
+        "webhook_url",
+        "vendor_options",
+    ]
+    assert acme["capabilities"]["create"]["unsupported"] == [
+        "recipients[*].phone_number",
+        "recipients[*].name",
+        "recipients[*].variables",
+        "schedule.end_at",
+        "schedule.days",
+        "schedule.daily_start",
+        "schedule.daily_end",
     ]
 
     created = await client.post("/v1/campaigns", json=CREATE_BODY)
@@ -388,7 +416,7 @@ async def test_fifth_vendor_lifecycle_errors_and_unsupported(
 
     refused = await client.post("/v1/campaigns", json={**CREATE_BODY, "recipients": [{"phone_number": "+14155550111"}]})
     assert refused.status_code == 422, refused.text
-    assert [d["field"] for d in refused.json()["error"]["details"]] == ["recipients"]
+    assert [d["field"] for d in refused.json()["error"]["details"]] == ["recipients[*].phone_number"]
 
 
 async def test_fifth_vendor_bad_token_is_reported_not_leaked(

@@ -47,6 +47,7 @@ def _at(days: int) -> str:
 
 START_AT = _at(30)
 END_AT = _at(60)
+LENIENT = {"Prefer": "handling=lenient"}
 NEW_RECIPIENTS = [
     {"phone_number": "+14155550122", "name": "Bob", "variables": {"tier": "gold"}},
     {"phone_number": "+14155550133", "name": "Cy"},
@@ -75,6 +76,8 @@ class VendorCase:
     recipients_at_create: tuple[str, ...] = ()
     # a key of vendor_data (a vendor field without a canonical home) GET must keep
     vendor_only_field: str = ""
+    # what a lenient add of NEW_RECIPIENTS leaves out (Dropped-Fields), if anything
+    recipients_dropped: str | None = None
 
 
 HAMSA = VendorCase(
@@ -168,6 +171,7 @@ VOISO = VendorCase(
         "cancel": ("cancelled", "stopped"),
     },
     vendor_only_field="strategy",
+    recipients_dropped="recipients[*].variables",
 )
 
 SARVAM = VendorCase(
@@ -383,7 +387,9 @@ async def make_pausable(client: httpx.AsyncClient, case: VendorCase, created: di
     """
     campaign_id = created["id"]
     if case.connection == VOISO.connection:
-        added = await request(client, case.connection, "recipients_add", campaign_id, {"recipients": NEW_RECIPIENTS})
+        added = await request(
+            client, case.connection, "recipients_add", campaign_id, {"recipients": NEW_RECIPIENTS}, headers=LENIENT
+        )
         assert added.status_code == 200, added.text
     if created["status"] == "draft":
         resumed = await request(client, case.connection, "resume", campaign_id)
@@ -462,9 +468,13 @@ async def test_round_trip(demo_client: httpx.AsyncClient, case: VendorCase) -> N
     # recipients (before the lifecycle: Voiso starts only with leads, cancelled campaigns take none)
     expected_numbers = list(case.recipients_at_create)
     if "recipients_add" in offered:
-        added = await request(client, connection, "recipients_add", campaign_id, {"recipients": NEW_RECIPIENTS})
+        added = await request(
+            client, connection, "recipients_add", campaign_id, {"recipients": NEW_RECIPIENTS}, headers=LENIENT
+        )
         exercised.add("recipients_add")
         assert added.status_code == 200, added.text
+        assert added.headers["preference-applied"] == "handling=lenient"
+        assert added.headers.get("dropped-fields") == case.recipients_dropped
         report = models.RecipientsAdded.model_validate(added.json()).model_dump()
         assert report["campaign_id"] == campaign_id
         assert (report["submitted"], report["accepted"], report["rejected"]) == (2, 2, 0)
@@ -530,19 +540,23 @@ async def test_round_trip(demo_client: httpx.AsyncClient, case: VendorCase) -> N
         assert answer.headers["x-request-id"] == error["request_id"]
 
 
-async def test_voiso_create_refuses_agent_and_recipients(demo_client: httpx.AsyncClient) -> None:
-    body = {
-        **VOISO.create("voiso refused"),
-        "agent_id": "agent-1",
-        "recipients": [{"phone_number": "+14155550122"}],
-    }
+async def test_voiso_create_refuses_an_agent_and_adds_recipients_as_leads(demo_client: httpx.AsyncClient) -> None:
+    recipients = [{"phone_number": "+14155550122", "name": "Cy"}]
+    body = {**VOISO.create("voiso refused"), "agent_id": "agent-1", "recipients": recipients}
     answer = await request(demo_client, VOISO.connection, "create", body=body)
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert (error["code"], error["vendor"]) == ("validation_error", "voiso")
-    assert {d["field"] for d in error["details"]} == {"agent_id", "recipients"}
-    listed = await request(demo_client, VOISO.connection, "list")
-    assert listed.json()["data"] == []
+    assert {d["field"] for d in error["details"]} == {"agent_id"}
+    assert (await request(demo_client, VOISO.connection, "list")).json()["data"] == []
+
+    # without the agent: created, then the recipients added as leads, so the draft can start at once
+    del body["agent_id"]
+    created = await request(demo_client, VOISO.connection, "create", body=body)
+    assert created.status_code == 201, created.text
+    started = await request(demo_client, VOISO.connection, "resume", created.json()["id"])
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "active"
 
 
 async def test_voiso_resume_needs_recipients_first(demo_client: httpx.AsyncClient) -> None:
@@ -564,15 +578,14 @@ async def test_sarvam_create_requires_agent_number_and_end(demo_client: httpx.As
     assert listed.json()["data"] == []
 
 
-async def test_dialnexa_create_refuses_recipients(demo_client: httpx.AsyncClient) -> None:
-    body = {**DIALNEXA.create("dialnexa refused"), "recipients": [{"phone_number": "+14155550122"}]}
+async def test_dialnexa_create_adds_its_recipients_as_leads(demo_client: httpx.AsyncClient) -> None:
+    recipients = [{"phone_number": "+14155550122", "name": "Cy"}, {"phone_number": "+14155550123"}]
+    body = {**DIALNEXA.create("dialnexa leads"), "recipients": recipients}
     answer = await request(demo_client, DIALNEXA.connection, "create", body=body)
-    assert answer.status_code == 422, answer.text
-    error = answer.json()["error"]
-    assert (error["code"], error["vendor"]) == ("validation_error", "dialnexa")
-    assert [d["field"] for d in error["details"]] == ["recipients"]
-    listed = await request(demo_client, DIALNEXA.connection, "list")
-    assert listed.json()["data"] == []
+    assert answer.status_code == 201, answer.text
+    listed = await request(demo_client, DIALNEXA.connection, "recipients_list", answer.json()["id"])
+    assert listed.status_code == 200, listed.text
+    assert [r["phone_number"] for r in listed.json()["data"]] == ["+14155550122", "+14155550123"]
 
 
 # --- vendor_data --------------------------------------------------------------------------------

@@ -66,9 +66,10 @@ def translate(
     campaign_id: str | None = None,
     response: Any = None,
     config: Path = SHIPPED,
+    handling: str = "strict",
 ) -> tuple[int, Any, str]:
     """Run `gateway translate`; answer its exit code, its stdout as JSON (or None) and its stderr."""
-    argv = ["translate", "--config", str(config), "--connection", connection, operation]
+    argv = ["translate", "--config", str(config), "--connection", connection, operation, "--handling", handling]
     if body is not None:
         body_file = tmp_path / f"body-{operation}.json"
         body_file.write_text(json.dumps(body))
@@ -254,10 +255,22 @@ def test_voiso(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         request = only_request(out, connection, operation)
         assert (request["method"], request["url"]) == ("POST", f"http://sandbox/api/v4/campaigns/42/{verb}")
 
+    # A lead has no variables: refused as it is, left out (and named) when lenient.
     code, out, err = translate(
         capsys, tmp_path, connection, "recipients_add", campaign_id="42", body={"recipients": RECIPIENTS}
     )
+    assert code == 1 and '"recipients[*].variables"' in err
+    code, out, err = translate(
+        capsys,
+        tmp_path,
+        connection,
+        "recipients_add",
+        campaign_id="42",
+        body={"recipients": RECIPIENTS},
+        handling="lenient",
+    )
     assert code == 0, err
+    assert out["dropped"] == ["recipients[*].variables"]
     request = only_request(out, connection, "recipients_add")
     assert (request["method"], request["url"]) == ("POST", "http://sandbox/api/v4/campaigns/42/leads")
     assert request["body"] == [

@@ -35,6 +35,7 @@ class VendorCase:
     error_body: Callable[[str], object]
     # other places the map looks for the message, each with the text it should surface
     other_error_bodies: list[tuple[object, str]] = field(default_factory=list)
+    create_needs: dict[str, Any] = field(default_factory=dict)  # what a create must hold besides the basics
 
 
 GENERIC = VendorCase(
@@ -61,6 +62,7 @@ HAMSA = VendorCase(
         **ONE_SHOT,
     },
     get_url=f"https://hamsa.test/v1/voice-agents/campaigns/{CAMPAIGN_ID}",
+    create_needs={"recipients": [{"phone_number": "+14155550100", "name": "Ada"}]},
     good=lambda: {
         "success": True,
         "message": "Campaign fetched",
@@ -190,7 +192,7 @@ async def test_a_vendor_429_without_retry_after_is_still_rate_limited(harness: H
 async def test_faults_on_a_write_map_the_same_way(harness: Harness) -> None:
     """A create the vendor refuses with 409: conflict, naming the vendor; the retry then succeeds."""
     harness.script.queue.append(json_answer(409, harness.case.error_body("a campaign with this name exists")))
-    body: dict[str, Any] = {"name": "Spring", "agent_id": "agent-1", "from_number": "+14155551212"}
+    body = {"name": "Spring", "agent_id": "agent-1", "from_number": "+14155551212", **harness.case.create_needs}
     response = await harness.client.post("/v1/campaigns", json=body)
     error = error_of(response, 409, "conflict")
     assert (error["vendor"], error["upstream_status"]) == (harness.case.name, 409)
@@ -349,7 +351,7 @@ async def test_a_transport_fault_maps_to_its_code(harness: Harness, fault: Excep
 
 async def test_a_transport_fault_on_a_write_maps_too(harness: Harness) -> None:
     harness.script.queue.append(TransportTimeout("slow"))
-    body = {"name": "Spring", "agent_id": "agent-1", "from_number": "+14155551212"}
+    body = {"name": "Spring", "agent_id": "agent-1", "from_number": "+14155551212", **harness.case.create_needs}
     error = error_of(await harness.client.post("/v1/campaigns", json=body), 504, "upstream_timeout")
     assert error["vendor"] == harness.case.name
     harness.script.queue.append(TransportUnreachable("refused"))

@@ -1,28 +1,24 @@
-"""Turns a validated map spec into a VendorMap: plain callables per operation, built once."""
+"""Turns a validated map spec into a VendorMap: plain callables per operation, built once.
+
+Problems are collected, not raised one at a time, so ``gateway check`` names every one in a
+file. Canonical names a map writes (sources under ``body.``, ``required``, ``unsupported``,
+step ``carries``, shape targets) are checked against the canonical models.
+"""
 
 from __future__ import annotations
 
 import re
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
-import orjson
-from pydantic import BaseModel
-
-from gateway import models
-from gateway.mapping.expressions import (
-    Compiled,
-    Scope,
-    TranslationError,
-    compile_expression,
-    compile_fields,
-)
-from gateway.mapping.paths import Path, PathError, compile_getter, parse_path, without_paths
-from gateway.mapping.spec import MapSpec, OperationSpec, PartSpec, RequestSpec
+from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
+from gateway.mapping.capabilities import FieldPlan, Requirement
+from gateway.mapping.expressions import Scope, compile_fields
+from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
+from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
+from gateway.mapping.response import Shapes, compile_response
+from gateway.mapping.spec import FanOutSpec, MapSpec, OperationSpec
 from gateway.mapping.transforms import Enum, Fn, MapError
 
 Loc = tuple[str | int, ...]
@@ -39,38 +35,49 @@ RESULT_KINDS: dict[str, str] = {
     "recipients_add": "recipients_added",
     "delete": "empty",
 }
-# Canonical fields a shape may set, per result kind; the engine fills in the rest.
-_SHAPE_MODELS: dict[str, type[BaseModel]] = {
-    "campaign": models.Campaign,
-    "campaign_page": models.Campaign,
-    "recipient_page": models.Recipient,
-    "recipients_added": models.RecipientsAdded,
+# What a request may read, besides the canonical body: the rest of the context the engine builds.
+_CONTEXT: dict[str, frozenset[str] | None] = {
+    "id": frozenset(),
+    "now": frozenset(),
+    "params": None,  # any name: the connection's params
+    "page": frozenset({"offset", "limit", "number", "cursor"}),
+    "filter": frozenset({"status"}),
 }
-_ENGINE_FIELDS = {"connection", "vendor", "vendor_data", "campaign_id", "submitted", "errors"}
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_SOURCES = "body.*, id, params.*, page.offset|limit|number|cursor, filter.status, now, item (under fan_out)"
 
 
-class MalformedResponse(ValueError):
-    """A vendor answer whose structure the map cannot read."""
+class MapErrors(MapError):
+    """Every problem found in one map (the first one is also this error's own message and place)."""
 
-
-@dataclass(frozen=True)
-class UpstreamRequest:
-    method: str
-    path: str
-    query: dict[str, Any]
-    json: Any = None
-    data: dict[str, str] | None = None
-    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    def __init__(self, errors: list[MapError]) -> None:
+        super().__init__(errors[0].message, errors[0].loc)
+        self.errors = errors
 
 
 @dataclass(frozen=True)
-class Page:
-    """What a list operation returns before the engine adds connection and vendor."""
+class FanOut:
+    """Several upstream calls for one request: ``item`` is each element, or (with ``size``) each chunk."""
 
-    items: list[dict[str, Any]]
-    next_cursor: str | None
+    items: Fn
+    size: int | None
+    field: Path  # the canonical list it walks, e.g. ("recipients",)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A later operation of a composed one, sent the fields it ``carries`` under the same names."""
+
+    operation: str
+    carries: tuple[tuple[Path, Fn], ...]
+
+    def body(self, request_body: dict[str, Any]) -> dict[str, Any] | None:
+        """The step's canonical body, or None when the request sets none of the fields it carries."""
+        out: dict[str, Any] = {}
+        for path, get in self.carries:
+            value = get(request_body)
+            if value not in (None, [], {}):
+                set_at(out, path, value)
+        return out or None
 
 
 @dataclass
@@ -83,11 +90,11 @@ class CompiledOperation:
     cache_ttl: float | None
     filters_status: bool
     takes_cursor: bool
-    unsupported: list[tuple[str, Fn]]
-    required: list[tuple[str, Fn]]
-    fan_out: Fn | None
+    fan_out: FanOut | None
     build_request: Callable[[dict[str, Any]], UpstreamRequest]
     parse_response: Callable[[Any, dict[str, Any], bool], Any]
+    fields: FieldPlan | None = None  # operations with a canonical body
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +112,8 @@ class VendorMap:
     required_params: set[str]
     required_credentials: set[str]
     digest: str = ""  # of the map file: a changed map means new clients on reload
+    # Per operation with a body: each canonical field native, composed or unsupported, and what is required.
+    capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
@@ -113,28 +122,37 @@ class VendorMap:
         return headers, query
 
 
-def render_template(template: str, context: dict[str, Any]) -> str:
-    return _PLACEHOLDER.sub(lambda m: str(compile_getter(parse_path(m[1]))(context) or ""), template)
-
-
 def compile_map(spec: MapSpec) -> VendorMap:
+    """The compiled map; raises MapErrors naming every problem found."""
+    problems: list[MapError] = []
     enums = {name: _compile_enum(enum) for name, enum in spec.enums.items()}
     response_scope, request_scope = Scope(enums, strict=False), Scope(enums, strict=True)
-    shapes = {
-        name: compile_fields(fields, ("shapes", name), response_scope, omit_null=False)
-        for name, fields in spec.shapes.items()
-    }
-    operations = {
-        name: _compile_operation(name, op, shapes, spec, request_scope, response_scope)
-        for name, op in spec.operations.items()
-    }
+    shapes = Shapes({}, spec.shapes, problems, set())
+    for name, fields in spec.shapes.items():
+        try:
+            shapes.compiled[name] = compile_fields(fields, ("shapes", name), response_scope, omit_null=False)
+        except MapError as exc:
+            problems.append(exc)
+    operations: dict[str, CompiledOperation] = {}
+    native: dict[str, list[Path]] = {}
+    for name, op in spec.operations.items():
+        try:
+            operations[name], native[name] = _compile_operation(
+                name, op, shapes, request_scope, response_scope, problems
+            )
+        except MapError as exc:
+            problems.append(exc)
+    _plan_fields(spec, operations, native, problems)
     templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values()]
     templates += [op.request.path for op in spec.operations.values()]
-    placeholders = [m for text in templates for m in _PLACEHOLDER.findall(text)]
+    placeholders = [m for text in templates for m in PLACEHOLDER.findall(text)]
+    id_pattern = None
     try:
         id_pattern = re.compile(spec.id_pattern) if spec.id_pattern else None
     except re.error as exc:
-        raise MapError(f"id_pattern is not a regular expression: {exc}", ("id_pattern",)) from exc
+        problems.append(MapError(f"id_pattern is not a regular expression: {exc}", ("id_pattern",)))
+    if problems:
+        raise MapErrors(problems)
     return VendorMap(
         name=spec.vendor,
         aliases=spec.aliases,
@@ -148,6 +166,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         operations=operations,
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
+        capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
     )
 
 
@@ -160,7 +179,7 @@ def _compile_enum(spec: Any) -> Enum:
 
 
 def _compile_error_message(paths: list[str]) -> Fn:
-    getters = [compile_getter(_path(p, ("errors", "message", i))) for i, p in enumerate(paths)]
+    getters = [compile_getter(path_of(p, ("errors", "message", i))) for i, p in enumerate(paths)]
 
     def message(body: Any) -> Any:
         for get in getters:
@@ -172,272 +191,192 @@ def _compile_error_message(paths: list[str]) -> Fn:
     return message
 
 
-def _path(text: str, loc: Loc) -> Path:
-    try:
-        return parse_path(text)
-    except PathError as exc:
-        raise MapError(str(exc), loc) from exc
-
-
 def _compile_operation(
     name: str,
     op: OperationSpec,
-    shapes: dict[str, Compiled],
-    spec: MapSpec,
+    shapes: Shapes,
     request_scope: Scope,
     response_scope: Scope,
-) -> CompiledOperation:
+    problems: list[MapError],
+) -> tuple[CompiledOperation, list[Path]]:
+    """The operation, and the canonical leaves its own vendor request carries."""
     loc: Loc = ("operations", name)
     kind = RESULT_KINDS[name]
-    build, query_consumed = _compile_request(op.request, (*loc, "request"), request_scope)
-    parse = _compile_response(name, kind, op, shapes, spec, (*loc, "response"), response_scope)
+    model = REQUEST_MODELS.get(name)
+    fan_out = _compile_fan_out(op.fan_out, (*loc, "fan_out"), name, problems)
+    request = compile_request(op.request, (*loc, "request"), request_scope)
+    problems += _read_problems(request.reads, name, fan_out is not None)
+    parse = compile_response(name, kind, op, shapes, (*loc, "response"), response_scope)
     idempotent = op.idempotent if op.idempotent is not None else op.request.method in ("GET", "PUT", "DELETE")
-    return CompiledOperation(
+    native: list[Path] = []
+    if model is not None:
+        carried = [found for path in request.consumed if (found := _canonical(path, fan_out)) is not None]
+        if request.json_object and "vendor_options" in model.model_fields:
+            carried.append(("vendor_options",))  # the engine merges it into an object body
+        native = [leaf for leaf in leaves(model) if any(under(leaf, path) for path in carried)]
+    compiled = CompiledOperation(
         name=name,
         kind=kind,
         method=op.request.method,
         idempotent=idempotent,
         refetch=op.refetch,
         cache_ttl=op.cache_ttl_seconds,
-        filters_status=("filter", "status") in query_consumed,
-        takes_cursor=("page", "cursor") in query_consumed,
-        unsupported=_field_getters(op.unsupported, (*loc, "unsupported")),
-        required=_field_getters(op.required, (*loc, "required")),
-        fan_out=compile_getter(_path(op.fan_out, (*loc, "fan_out"))) if op.fan_out else None,
-        build_request=build,
+        filters_status=("filter", "status") in request.query_consumed,
+        takes_cursor=("page", "cursor") in request.query_consumed,
+        fan_out=fan_out,
+        build_request=request.build,
         parse_response=parse,
     )
+    return compiled, native
 
 
-def _field_getters(names: list[str], loc: Loc) -> list[tuple[str, Fn]]:
-    return [(name, compile_getter(_path(name, (*loc, i)))) for i, name in enumerate(names)]
-
-
-def _compile_request(
-    spec: RequestSpec, loc: Loc, scope: Scope
-) -> tuple[Callable[[dict[str, Any]], UpstreamRequest], list[Path]]:
-    path = _compile_path_template(spec.path, (*loc, "path"))
-    query = compile_fields(spec.query, (*loc, "query"), scope, omit_null=True)
-    if sum(x is not None for x in (spec.body, spec.body_from, spec.multipart)) > 1:
-        raise MapError("a request has one of body, body_from or multipart", loc)
-    body = None
-    if spec.body is not None:
-        body = compile_fields(spec.body, (*loc, "body"), scope, omit_null=True)
-    elif spec.body_from is not None:
-        body = compile_expression(spec.body_from, (*loc, "body_from"), scope)
-    parts = _compile_multipart(spec.multipart, (*loc, "multipart"), scope) if spec.multipart else None
-    method, headers = spec.method, spec.headers
-
-    def build(context: dict[str, Any]) -> UpstreamRequest:
-        request = UpstreamRequest(method=method, path=path(context), query=query.fn(context), headers=headers)
-        if body is not None:
-            return _replace(request, json=body.fn(context))
-        if parts is not None:
-            data, files = parts(context)
-            return _replace(request, data=data, files=files)
-        return request
-
-    return build, query.consumed
-
-
-def _replace(request: UpstreamRequest, **changes: Any) -> UpstreamRequest:
-    return UpstreamRequest(**{**request.__dict__, **changes})
-
-
-def encode_segment(value: Any) -> str:
-    """Percent-encode one path segment so that no value can reach another upstream path."""
-    text = quote(str(value), safe="")
-    return "%2E" * len(text) if set(text) == {"."} else text
-
-
-def _compile_path_template(template: str, loc: Loc) -> Fn:
-    if not template.startswith("/"):
-        raise MapError("a request path starts with /", loc)
-    pieces: list[str | Fn] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(template):
-        pieces.append(template[position : match.start()])
-        pieces.append(compile_getter(_path(match[1], loc)))
-        position = match.end()
-    pieces.append(template[position:])
-
-    def render(context: dict[str, Any]) -> str:
-        out = []
-        for piece in pieces:
-            if isinstance(piece, str):
-                out.append(piece)
-            else:
-                value = piece(context)
-                if value in (None, ""):
-                    raise TranslationError("path", f"no value for a placeholder in {template}")
-                out.append(encode_segment(value))
-        return "".join(out)
-
-    return render
-
-
-def _compile_multipart(
-    parts: dict[str, PartSpec], loc: Loc, scope: Scope
-) -> Callable[[dict[str, Any]], tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]]:
-    compiled = [(name, part, _compile_part(part, (*loc, name), scope)) for name, part in parts.items()]
-
-    def build(
-        context: dict[str, Any],
-    ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
-        data: dict[str, str] = {}
-        files: list[tuple[str, tuple[str, bytes, str]]] = []
-        for name, part, fn in compiled:
-            value = fn(context)
-            text = value if isinstance(value, str) else orjson.dumps(value).decode()
-            if part.filename:
-                files.append(
-                    (
-                        name,
-                        (
-                            part.filename,
-                            text.encode(),
-                            part.content_type or "application/octet-stream",
-                        ),
-                    )
-                )
-            else:
-                data[name] = text
-        return data, files
-
-    return build
-
-
-def _compile_part(part: PartSpec, loc: Loc, scope: Scope) -> Fn:
-    if (part.value is None) == (part.fields is None):
-        raise MapError("a multipart field has either value or fields", loc)
-    if part.fields is not None:
-        return compile_fields(part.fields, (*loc, "fields"), scope, omit_null=True).fn
-    return compile_expression(part.value, (*loc, "value"), scope).fn
-
-
-def _compile_response(
-    name: str,
-    kind: str,
-    op: OperationSpec,
-    shapes: dict[str, Compiled],
-    spec: MapSpec,
-    loc: Loc,
-    scope: Scope,
-) -> Callable[[Any, dict[str, Any], bool], Any]:
-    response = op.response
-    unwrap = compile_getter(_path(response.unwrap, (*loc, "unwrap"))) if response.unwrap else (lambda doc: doc)
-    if kind == "empty":
-        return lambda _body, _context, _include: None
-    if op.fan_out:
-        # Each element's answer is kept whole; the engine counts what was accepted.
-        return lambda body, _context, _include: unwrap(body)
-    shape = _shape(response.shape, kind, shapes, spec, loc)
-    if kind in ("campaign", "recipients_added"):
-        return lambda body, _context, include: shape(_object(unwrap(body)), include)
-    if not response.items:
-        raise MapError(f"operation {name} needs response.items: the path to the array of items", loc)
-    items = compile_expression(response.items, (*loc, "items"), scope).fn
-    total = compile_getter(_path(response.total, (*loc, "total"))) if response.total else None
-    vendor_cursor = (
-        compile_expression(response.next_cursor, (*loc, "next_cursor"), scope).fn
-        if response.next_cursor is not None
-        else None
-    )
-    gateway_paging = op.paging == "gateway"
-
-    def parse_page(body: Any, context: dict[str, Any], include: bool) -> Page:
-        doc = unwrap(body)
-        found = items(doc)
-        if not isinstance(found, list):
-            raise MalformedResponse("the vendor's answer has no list of items where the map expects one")
-        offset, limit = context["page"]["offset"], context["page"]["limit"]
-        if gateway_paging:
-            page_items = found[offset : offset + limit]
-            cursor = str(offset + limit) if offset + limit < len(found) else None
-        elif vendor_cursor is not None:
-            page_items, token = found, vendor_cursor(doc)
-            cursor = None if token in (None, "") else str(token)
-        else:
-            page_items, count = found, total(doc) if total else None
-            more = offset + len(found) < count if isinstance(count, int) else len(found) >= limit > 0
-            cursor = str(offset + len(found)) if more and found else None
-        return Page([shape(_object(item), include) for item in page_items], cursor)
-
-    return parse_page
-
-
-def _object(doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise MalformedResponse("the vendor's answer is not an object where the map expects one")
-    return doc
-
-
-def _shape(
-    shape_name: str | None, kind: str, shapes: dict[str, Compiled], spec: MapSpec, loc: Loc
-) -> Callable[[dict[str, Any], bool], dict[str, Any]]:
-    if shape_name is None:
-        raise MapError("this operation needs response.shape: the name of a shape", loc)
-    if shape_name not in shapes:
-        raise MapError(
-            f"unknown shape {shape_name!r} (defined: {', '.join(sorted(shapes)) or 'none'})",
-            (*loc, "shape"),
+def _compile_fan_out(
+    spec: str | FanOutSpec | None, loc: Loc, operation: str, problems: list[MapError]
+) -> FanOut | None:
+    if spec is None:
+        return None
+    text, size = (spec, None) if isinstance(spec, str) else (spec.from_, spec.size)
+    where = loc if isinstance(spec, str) else (*loc, "from")
+    path = path_of(text, where)
+    model = REQUEST_MODELS.get(operation)
+    if (
+        model is None
+        or path[:1] != ("body",)
+        or (*path[1:], EVERY) not in {leaf[: len(path)] for leaf in leaves(model)}
+    ):
+        problems.append(
+            MapError(f"fan_out takes a list of the canonical body (e.g. body.recipients), not {text!r}", where)
         )
-    model = _SHAPE_MODELS[kind]
-    _check_targets(spec.shapes[shape_name], model, ("shapes", shape_name))
-    compiled = shapes[shape_name]
-    fill = _filler(spec.shapes[shape_name], model)
-    consumed = compiled.consumed
-    build = compiled.fn
-
-    def apply(doc: dict[str, Any], include_vendor_data: bool) -> dict[str, Any]:
-        out = fill(build(doc))
-        if include_vendor_data:
-            out["vendor_data"] = without_paths(doc, consumed) or {}
-        return out
-
-    return apply
+    return FanOut(compile_getter(path), size, path[1:])
 
 
-def _nested_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
-    annotation = model.model_fields[name].annotation
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    return next((o for o in options if isinstance(o, type) and issubclass(o, BaseModel)), None)
+def _canonical(path: Path, fan_out: FanOut | None) -> Path | None:
+    """A request source path as a canonical body field (``item`` standing for the fanned-out list's elements)."""
+    if path[:1] == ("body",):
+        return path[1:]
+    if path[:1] == ("item",) and fan_out is not None:
+        return (*fan_out.field, *path[1:]) if fan_out.size else (*fan_out.field, EVERY, *path[1:])
+    return None
 
 
-def _check_targets(fields: dict[str, Any], model: type[BaseModel], loc: Loc) -> None:
-    for target in fields:
-        steps = str(target).split(".")
-        allowed = set(model.model_fields) - _ENGINE_FIELDS
-        if steps[0] not in allowed:
-            raise MapError(
-                f"{target!r} is not a canonical field (one of: {', '.join(sorted(allowed))})",
-                (*loc, target),
-            )
-        nested = _nested_model(model, steps[0])
-        if len(steps) > 1 and (nested is None or len(steps) != 2 or steps[1] not in nested.model_fields):
-            raise MapError(f"{target!r} is not a canonical field", (*loc, target))
+def _read_problems(reads: list[tuple[Path, Loc]], operation: str, fanned_out: bool) -> list[MapError]:
+    """Each request source path that cannot exist: an unknown root, a misspelt body field, ``item`` without fan_out."""
+    model = REQUEST_MODELS.get(operation)
+    problems = []
+    for path, loc in reads:
+        root, rest = path[0], path[1:]
+        message = None
+        if root == "body":
+            if model is None:
+                message = f"operation {operation} has no request body to read {field_text(path)!r} from"
+            elif rest:
+                message = parse_field(field_text(rest), model, indexes=True)[1]
+        elif root == "item":
+            message = None if fanned_out else "item is only defined under fan_out"
+        elif root not in _CONTEXT or not _known_context(root, rest):
+            message = f"unknown source {field_text(path)!r}: a request reads {_SOURCES}"
+        if message is not None:
+            problems.append(MapError(message, loc))
+    return problems
 
 
-def _filler(fields: dict[str, Any], model: type[BaseModel]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Complete a shape's output: every canonical field present, null where the vendor says nothing."""
-    top = [name for name in model.model_fields if name not in _ENGINE_FIELDS]
-    has_id = "id" in model.model_fields and model.model_fields["id"].is_required()
-    nested = {
-        name: list(sub.model_fields)
-        for name in top
-        if (sub := _nested_model(model, name)) is not None and any(str(t).startswith(name + ".") for t in fields)
+def _known_context(root: str | int, rest: Path) -> bool:
+    keys = _CONTEXT[str(root)]
+    if keys is None:
+        return True
+    return (not rest and not keys) or (len(rest) == 1 and rest[0] in keys)
+
+
+def _plan_fields(
+    spec: MapSpec, operations: dict[str, CompiledOperation], native: dict[str, list[Path]], problems: list[MapError]
+) -> None:
+    """Give each operation with a body its FieldPlan and steps; report what contradicts the map's own sending."""
+    required = {
+        name: _names(op.required, REQUEST_MODELS.get(name), ("operations", name, "required"), name, problems)
+        for name, op in spec.operations.items()
     }
+    for name, op in spec.operations.items():
+        model, compiled, loc = REQUEST_MODELS.get(name), operations.get(name), ("operations", name)
+        if model is None:
+            if op.then:
+                problems.append(
+                    MapError(f"operation {name} takes no body, so it has nothing to pass on", (*loc, "then"))
+                )
+            continue
+        if compiled is None:
+            continue
+        steps, composed, needs = _link_steps(name, spec, model, native, required, problems)
+        sent = set(native[name]) | set(composed)
+        for i, text in enumerate(op.unsupported):
+            path, problem = parse_field(text, model)
+            if problem is None and path is not None and any(leaf in sent for leaf in covered_by(path, model)):
+                problem = f"{text!r} is listed as unsupported, but the map sends it"
+            if problem is not None:
+                problems.append(MapError(problem, (*loc, "unsupported", i)))
+        for i, path in enumerate(required[name]):
+            if not any(leaf in sent for leaf in covered_by(path, model)):
+                problems.append(
+                    MapError(f"{field_text(path)!r} is required, but the map never sends it", (*loc, "required", i))
+                )
+        unsupported = [leaf for leaf in leaves(model) if leaf not in sent]
+        own = [Requirement(path) for path in required[name]]
+        compiled.fields = FieldPlan(native[name], composed, unsupported, own + needs)
+        compiled.steps = steps
 
-    def fill(out: dict[str, Any]) -> dict[str, Any]:
-        for name, subfields in nested.items():
-            sub = out.get(name)
-            if isinstance(sub, dict):
-                out[name] = {f: sub.get(f) for f in subfields} if any(v is not None for v in sub.values()) else None
-        result = {name: out.get(name) for name in top}
-        if has_id:
-            if result["id"] in (None, ""):
-                raise MalformedResponse("the vendor's answer has no id")
-            result["id"] = str(result["id"])
-        return result
 
-    return fill
+def _names(texts: list[str], model: Any, loc: Loc, operation: str, problems: list[MapError]) -> list[Path]:
+    paths = []
+    for i, text in enumerate(texts):
+        if model is None:
+            problems.append(MapError(f"operation {operation} takes no body, so no field can be required", (*loc, i)))
+            continue
+        path, problem = parse_field(text, model)
+        if problem is not None:
+            problems.append(MapError(problem, (*loc, i)))
+        elif path is not None:
+            paths.append(path)
+    return paths
+
+
+def _link_steps(
+    name: str,
+    spec: MapSpec,
+    model: Any,
+    native: dict[str, list[Path]],
+    required: dict[str, list[Path]],
+    problems: list[MapError],
+) -> tuple[list[Step], dict[Path, str], list[Requirement]]:
+    """The steps of ``name``, the leaves they carry (leaf -> step), and what they need when they run."""
+    steps: list[Step] = []
+    composed: dict[Path, str] = {}
+    needs: list[Requirement] = []
+    for i, step in enumerate(spec.operations[name].then):
+        loc: Loc = ("operations", name, "then", i)
+        target_model = REQUEST_MODELS.get(step.operation)
+        problem = None
+        if step.operation == name or step.operation not in native:
+            problem = f"step {step.operation!r} is not another (compiled) operation of this map"
+        elif spec.operations[step.operation].then:
+            problem = f"step {step.operation!r} has steps of its own; a step runs one operation"
+        elif step.operation in {s.operation for s in steps}:
+            problem = f"step {step.operation!r} is listed twice"
+        elif target_model is None:
+            problem = f"operation {step.operation} takes no body, so it cannot carry fields"
+        if problem is not None:
+            problems.append(MapError(problem, (*loc, "operation")))
+            continue
+        carries = []
+        for j, text in enumerate(step.carries):
+            path, problem = parse_field(text, model)
+            if path is not None and path not in nodes(target_model):
+                problem = f"{text!r} is not a field of the {step.operation} body"
+            elif path is not None and any(under(leaf, path) for leaf in native[name]):
+                problem = f"{text!r} is sent by {name} itself and cannot also go to step {step.operation}"
+            if problem is not None or path is None:
+                problems.append(MapError(problem or "", (*loc, "carries", j)))
+                continue
+            carries.append(path)
+            composed |= {leaf: step.operation for leaf in covered_by(path, model) if leaf in native[step.operation]}
+            needs += [Requirement(need, only_with=path) for need in required[step.operation] if under(need, path)]
+        steps.append(Step(step.operation, tuple((path, compile_getter(path)) for path in carries)))
+    return steps, composed, needs

@@ -12,7 +12,9 @@ An expression says where a value comes from and how it is converted:
 
 A field map is an object of ``target.path: expression``; it builds a new document.
 Each compiled piece also reports the source paths it carried over (``consumed``), so what a
-vendor sent that no field took can be kept in ``vendor_data``.
+vendor sent that no field took can be kept in ``vendor_data`` and what a client sent that no
+field took is known to be unsupported; and every source path it reads at all (``reads``), so
+``gateway check`` can name a misspelt one.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Scope:
 class Compiled:
     fn: Callable[[Any], Any]
     consumed: list[Path] = field(default_factory=list)
+    reads: list[tuple[Path, Loc]] = field(default_factory=list)  # each source path read, and where it is written
 
 
 def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
@@ -72,9 +75,9 @@ def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
         source = _compile_each(source, spec["each"], (*loc, "each"), scope)
     if "pipe" in spec:
         fn, lossy = _compile_pipe(spec["pipe"], (*loc, "pipe"), scope, label)
-        source = Compiled(_chain(source.fn, fn), [] if lossy else source.consumed)
+        source = Compiled(_chain(source.fn, fn), [] if lossy else source.consumed, source.reads)
     if "default" in spec:
-        source = Compiled(_with_default(source.fn, spec["default"]), source.consumed)
+        source = Compiled(_with_default(source.fn, spec["default"]), source.consumed, source.reads)
     return source
 
 
@@ -84,6 +87,7 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
         raise MapError("a field map is an object of target: expression", loc)
     entries: list[tuple[Path, Fn]] = []
     consumed: list[Path] = []
+    reads: list[tuple[Path, Loc]] = []
     for target, expression in spec.items():
         try:
             target_path = parse_path(str(target), allow_every=False)
@@ -97,10 +101,11 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
         compiled = compile_expression(expression, (*loc, target), scope)
         entries.append((target_path, compiled.fn))
         consumed.extend(compiled.consumed)
+        reads.extend(compiled.reads)
     flat = [(path[0], fn) for path, fn in entries if len(path) == 1 and isinstance(path[0], str)]
     if len(flat) == len(entries):
-        return Compiled(_flat_builder(flat, omit_null), consumed)
-    return Compiled(_nested_builder(entries, omit_null), consumed)
+        return Compiled(_flat_builder(flat, omit_null), consumed, reads)
+    return Compiled(_nested_builder(entries, omit_null), consumed, reads)
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -151,7 +156,7 @@ def _compile_source(spec: dict[str, Any], loc: Loc, scope: Scope) -> Compiled:
         path = parse_path(spec["from"])
     except PathError as exc:
         raise MapError(str(exc), (*loc, "from")) from exc
-    return Compiled(compile_getter(path), [path])
+    return Compiled(compile_getter(path), [path], [(path, (*loc, "from"))])
 
 
 def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Compiled:
@@ -173,7 +178,9 @@ def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Co
         return [item for found in lists for item in found] if lists else None
 
     fn = first_present if kind == "coalesce" else joined
-    return Compiled(fn, [path for part in parts for path in part.consumed])
+    return Compiled(
+        fn, [path for part in parts for path in part.consumed], [path for part in parts for path in part.reads]
+    )
 
 
 def _compile_each(source: Compiled, spec: Any, loc: Loc, scope: Scope) -> Compiled:
@@ -187,7 +194,8 @@ def _compile_each(source: Compiled, spec: Any, loc: Loc, scope: Scope) -> Compil
         return [build(element) for element in items]
 
     consumed = [(*base, EVERY, *sub) for base in source.consumed for sub in item.consumed]
-    return Compiled(each, consumed)
+    reads = source.reads + [((*base, EVERY, *sub), where) for base, _ in source.reads for sub, where in item.reads]
+    return Compiled(each, consumed, reads)
 
 
 def _compile_pipe(steps: Any, loc: Loc, scope: Scope, label: str) -> tuple[Fn, bool]:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gateway.mapping.compiler import VendorMap, compile_map
+from gateway.mapping.compiler import MapErrors, VendorMap, compile_map
 from gateway.mapping.spec import MapSpec
-from gateway.mapping.transforms import MapError
 from gateway.problems import Problem, at, from_validation
 from gateway.yamlsrc import YamlProblem, load_yaml
 
@@ -53,7 +52,17 @@ def load_map(path: Path) -> tuple[VendorMap | None, list[Problem]]:
         ]
     try:
         vendor_map = compile_map(spec)
-    except MapError as exc:
-        return None, [at(source, exc.loc, exc.message)]
+    except MapErrors as exc:
+        return None, [at(source, error.loc, error.message) for error in exc.errors]
     vendor_map.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
     return vendor_map, []
+
+
+def names_in(file: str) -> set[str]:
+    """The vendor names a map file would have given (its stem and aliases), even when it failed to load."""
+    names = {Path(file).stem}
+    try:
+        aliases = load_yaml(Path(file)).data.get("aliases")
+    except (YamlProblem, AttributeError):
+        return names
+    return names | {str(alias) for alias in aliases} if isinstance(aliases, list) else names

@@ -86,6 +86,27 @@ class ResponseSpec(Spec):
     )
 
 
+class FanOutSpec(Spec):
+    """Several upstream calls for one request: one per element of a list, or one per chunk of ``size``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="Path to a list in the request, e.g. body.recipients")
+    size: int | None = Field(
+        default=None, ge=1, description="Elements per call; `item` is then a list (a chunk), else one element"
+    )
+
+
+class StepSpec(Spec):
+    """A later operation of the same map that carries some of this request's fields (e.g. recipients at create)."""
+
+    operation: OperationName
+    carries: list[str] = Field(
+        min_length=1,
+        description="Canonical fields of this request the step sends, under the same names in the step's body",
+    )
+
+
 class OperationSpec(Spec):
     request: RequestSpec
     response: ResponseSpec = ResponseSpec()
@@ -98,13 +119,18 @@ class OperationSpec(Spec):
         default=[],
         description="Canonical body fields this vendor needs; a request without one is a 422",
     )
-    fan_out: str | None = Field(
+    fan_out: str | FanOutSpec | None = Field(
         default=None,
-        description="Path to a list in the request: one upstream call per element, as `item`",
+        description="Path to a list in the request: one upstream call per element (or chunk), as `item`",
     )
     unsupported: list[str] = Field(
         default=[],
-        description="Canonical body fields this vendor cannot carry; a request setting one is a 422",
+        description="Canonical body fields the vendor cannot carry, for readers: `check` verifies that the "
+        "request indeed never sends them (any field the map does not send is unsupported anyway)",
+    )
+    then: list[StepSpec] = Field(
+        default=[],
+        description="Operations run after this one, on the id it answered, each carrying some of its fields",
     )
     paging: Literal["vendor", "gateway"] = Field(
         default="vendor",

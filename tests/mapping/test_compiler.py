@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from gateway.mapping import load_map
-from gateway.mapping.compiler import (
-    MalformedResponse,
-    Page,
-    VendorMap,
-    compile_map,
-    encode_segment,
-    render_template,
-)
+from gateway.mapping import MalformedResponse, Page, VendorMap, load_map
+from gateway.mapping.compiler import compile_map
 from gateway.mapping.expressions import TranslationError
+from gateway.mapping.request import encode_segment, render_template
 from gateway.mapping.spec import MapSpec
 from gateway.mapping.transforms import MapError
 
@@ -184,7 +178,11 @@ def test_operation_flags_and_defaults() -> None:
         spec(
             operations={
                 "create": {
-                    "request": {"method": "POST", "path": "/c", "body": {"name": "body.name"}},
+                    "request": {
+                        "method": "POST",
+                        "path": "/c",
+                        "body": {"name": "body.name", "agent": "body.agent_id", "end": "body.schedule.end_at"},
+                    },
                     "response": {"shape": "campaign"},
                     "refetch": True,
                     "required": ["agent_id", "schedule.end_at"],
@@ -210,12 +208,19 @@ def test_operation_flags_and_defaults() -> None:
     assert ops["update"].idempotent is True
     assert ops["delete"].idempotent is True
     assert ops["pause"].idempotent is True
-    assert [name for name, _ in create.required] == ["agent_id", "schedule.end_at"]
-    assert [name for name, _ in create.unsupported] == ["webhook_url", "schedule.days"]
-    body = {"agent_id": "a", "schedule": {"days": ["monday"]}}
-    assert [get(body) for _, get in create.required] == ["a", None]
-    assert [get(body) for _, get in create.unsupported] == [None, ["monday"]]
+    assert create.fields is not None
+    report = create.fields.report()
+    assert report["native"] == ["name", "agent_id", "schedule.end_at", "vendor_options"]
+    assert report["required"] == ["agent_id", "schedule.end_at"]
+    assert {"webhook_url", "schedule.days", "schedule.start_at"} <= set(report["unsupported"])
+    body = {"name": "n", "agent_id": "a", "schedule": {"days": ["monday"]}}
+    outcome = create.fields.apply(body, False, "acme")
+    assert outcome.problems == [
+        {"field": "schedule.days", "message": "acme has no equivalent for this field"},
+        {"field": "schedule.end_at", "message": "acme requires this field"},
+    ]
     assert ops["get"].fan_out is None
+    assert ops["get"].fields is None
     assert ops["delete"].kind == "empty"
     assert ops["delete"].parse_response({"anything": 1}, {}, True) is None
 
@@ -367,7 +372,10 @@ def test_multipart() -> None:
                                     "pipe": [{"csv": {"columns": {"p": "phone_number"}}}],
                                 },
                             },
-                            "meta": {"filename": "m.json", "fields": {"cols": {"const": ["p"]}, "none": "missing"}},
+                            "meta": {
+                                "filename": "m.json",
+                                "fields": {"cols": {"const": ["p"]}, "none": "params.missing"},
+                            },
                         },
                     },
                     "response": {"shape": "added"},
@@ -653,7 +661,7 @@ def test_fan_out() -> None:
     assert operation.fan_out is not None
     recipients = [{"phone_number": "+912234567890"}, {"phone_number": "+14155551212"}]
     ctx = context(id="cmp_1", body={"recipients": recipients})
-    assert operation.fan_out(ctx) == recipients
+    assert operation.fan_out.items(ctx) == recipients
     request = operation.build_request({**ctx, "item": recipients[0]})
     assert request.json == {"campaignId": "cmp_1", "phone": "2234567890", "cc": "+91"}
     # each element's answer is kept whole (after unwrap), no shape needed
