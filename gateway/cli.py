@@ -214,7 +214,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.mapping import load_maps
-    from gateway.upstream import sandbox_app
+    from sandboxes.hub import sandbox_app
 
     maps, problems = load_maps(args.mappings)
     vendor_map = maps.get(args.vendor)

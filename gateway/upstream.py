@@ -1,15 +1,14 @@
 """One pooled HTTP client per connection, and the translation of upstream faults into our errors.
 
 The client never knows how bytes move: a transport does (httpx's design). Production uses
-aiohttp, ``base_url: sandbox`` the in-process simulated vendor (ASGI, no socket), and unit
-tests an httpx MockTransport. One code path for all three.
+aiohttp, ``base_url: sandbox`` the connection's simulated vendor (``gateway/sandboxing.py``), and
+unit tests a fake. One code path for all three.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib
 import math
 import time
 from datetime import UTC, datetime
@@ -33,7 +32,6 @@ from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
-    HttpxTransport,
     Transport,
     TransportTimeout,
     TransportTooLarge,
@@ -55,28 +53,13 @@ STATUS_CODES: dict[int, str] = {
 _MAX_MESSAGE = 300
 
 
-def sandbox_app(reference: str) -> Any:
-    """Build the simulated vendor named by a map's ``sandbox: module:factory``, with fault injection."""
-    from sandboxes._common import FaultInjector
-
-    module_name, _, factory = reference.partition(":")
-    return FaultInjector(getattr(importlib.import_module(module_name), factory)())
-
-
 class Upstream:
     """The HTTP client of one connection, with the connection's auth applied to every request."""
 
     def __init__(self, connection: Connection, transport: Transport | None = None) -> None:
         self.connection = connection
         if transport is None:
-            limit = connection.max_response_bytes
-            transport = (
-                HttpxTransport(
-                    httpx.ASGITransport(app=sandbox_app(connection.map.sandbox or "")), connection.timeouts, limit
-                )
-                if connection.sandbox
-                else AiohttpTransport(connection.timeouts, limit)
-            )
+            transport = AiohttpTransport(connection.timeouts, connection.max_response_bytes)
         self.transport = transport
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
         self._headers = {"accept": "application/json", **connection.auth_headers}
