@@ -11,6 +11,7 @@ from uvicorn.supervisors import Multiprocess
 from gateway import redact
 from gateway.app import GatewayApp
 from gateway.config import default_config_path, load_config
+from gateway.sandboxing import SandboxLink
 from gateway.telemetry import configure_logging
 
 
@@ -22,7 +23,7 @@ def app_from_environment() -> GatewayApp:
             print(problem, file=sys.stderr)
         raise SystemExit(1)
     redact.install(configure_logging(config.logging.level, config.logging.format))
-    return GatewayApp(config)
+    return GatewayApp(config, sandboxes=SandboxLink.from_environment())
 
 
 class WorkerSupervisor(Multiprocess):
