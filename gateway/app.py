@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import cache, idempotency, inbound
+from gateway import cache, idempotency, inbound, inspection
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -138,6 +138,11 @@ class GatewayApp:
             return 200
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
+        if route.sandbox_path is not None:
+            upstream = runtime.upstream(tenant, connection)
+            status, body = await inspection.forward(upstream, route, scope["method"], headers, receive)
+            await _reply(send, record, status, body, out)
+            return status
         query = inbound.query_pairs(scope)
         call = inbound.parse_call(route.operation, campaign_id, query)
         if route.operation in CACHEABLE:

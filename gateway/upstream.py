@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -94,6 +95,22 @@ class Upstream:
 
     async def _exchange(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
         vendor = self.connection.vendor
+        status, response_headers, content = await self.roundtrip(request, deadline)
+        answer = self._redact_answer(_decode(content), content)
+        if status >= 400:
+            raise self.error(status, answer, response_headers.get("retry-after"))
+        if answer is _NOT_JSON:
+            raise UpstreamError(
+                f"{vendor} answered with a body that is not JSON", vendor=vendor, upstream_status=status
+            )
+        return status, answer
+
+    async def roundtrip(self, request: UpstreamRequest, deadline: float) -> tuple[int, Mapping[str, str], bytes]:
+        """One call, past the circuit breaker: the answer's status, headers and body (credentials masked).
+
+        A transport fault is raised as its canonical error; what the status means is the caller's to judge.
+        """
+        vendor = self.connection.vendor
         url, headers, body = self.wire(request)
         record = current_record.get()
         started = time.perf_counter()
@@ -113,14 +130,7 @@ class Upstream:
                 record.add_upstream(time.perf_counter() - started)
         if record is not None:
             record.upstream_status = status
-        answer = self._redact_answer(_decode(self._redact_body(content)), content)
-        if status >= 400:
-            raise self.error(status, answer, response_headers.get("retry-after"))
-        if answer is _NOT_JSON:
-            raise UpstreamError(
-                f"{vendor} answered with a body that is not JSON", vendor=vendor, upstream_status=status
-            )
-        return status, answer
+        return status, response_headers, self._redact_body(content)
 
     def wire(self, request: UpstreamRequest) -> tuple[str, dict[str, str], bytes | None]:
         """The URL, headers (auth included) and body bytes that ``request`` goes out as."""

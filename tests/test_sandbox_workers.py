@@ -27,6 +27,11 @@ READS = 20
 RELOAD_SECONDS = 10
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 NO_CACHE = {"Cache-Control": "no-cache"}
+JSON = {"Content-Type": "application/json"}
+NEXA = {**AUTH, "X-Connection": DIALNEXA.connection}
+FAULT = {"kind": "status", "value": 500, "path": "/campaigns", "method": "GET"}
+# A live connection next to the sandboxes; nothing listens on port 9 (discard), and nothing is sent there.
+LIVE = {"name": "live", "vendor": "dialnexa", "base_url": "http://127.0.0.1:9", "credentials": {"api_key": "k"}}
 
 
 @asynccontextmanager
@@ -114,3 +119,37 @@ async def test_a_sandbox_connection_added_by_a_reload_is_shared_by_every_worker(
             created = await create(client, added, "after the reload")
             await read_everywhere(client, workers, added.connection, created["id"])
             await read_everywhere(client, workers, DIALNEXA.connection, before["id"])
+
+
+def test_faults_and_call_counts_through_the_gateway_are_one_per_connection_on_every_worker(tmp_path: Path) -> None:
+    """Counts read on either worker agree; a fault queued through one worker is taken by a call on the other."""
+    with serve(tmp_path, shipped_config(tmp_path, LIVE)) as served:
+        first, second = one_per_worker(served)
+        created = first.request("POST", "/v1/campaigns", {**NEXA, **JSON}, DIALNEXA.create("faults"))
+        assert created.status == 201, created.body
+        path = f"/v1/campaigns/{created.json()['id']}"
+        for worker in (first, second, first, second):
+            assert worker.request("GET", path, {**NEXA, **NO_CACHE}).status == 200
+        for worker in (first, second):
+            calls = worker.request("GET", "/_sandbox/calls", NEXA)
+            assert (calls.status, calls.json()) == (200, {"create": 1, "get": 4}), worker.worker
+
+        queued = first.request("POST", "/_sandbox/faults", {**NEXA, **JSON}, [FAULT])
+        assert (queued.status, queued.json()) == (200, [FAULT])
+        assert second.request("GET", "/_sandbox/faults", NEXA).json() == [FAULT]
+        faulted = second.request("GET", path, {**NEXA, **NO_CACHE})
+        assert faulted.status == 502, faulted.body
+        assert (faulted.json()["error"]["code"], faulted.json()["error"]["upstream_status"]) == ("upstream_error", 500)
+        assert first.request("GET", "/_sandbox/faults", NEXA).json() == []
+        assert first.request("GET", path, {**NEXA, **NO_CACHE}).status == 200
+
+        second.request("POST", "/_sandbox/faults", {**NEXA, **JSON}, [FAULT, FAULT])
+        assert first.request("DELETE", "/_sandbox/faults", NEXA).json() == []
+        assert second.request("GET", "/_sandbox/faults", NEXA).json() == []
+        for worker in (first, second):
+            assert worker.request("GET", "/_sandbox/calls", NEXA).json() == {"create": 1, "get": 5}
+
+            live = worker.request("GET", "/_sandbox/calls", {**AUTH, "X-Connection": "live"})
+            assert live.status == 404, live.body
+            error = live.json()["error"]
+            assert (error["code"], error["request_id"]) == ("not_found", live.headers["x-request-id"])
