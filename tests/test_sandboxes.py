@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.app import GatewayApp, TransportFactory
 from gateway.config import load_config
 from tests.conftest import TEST_KEY, write_config
 from tests.fakes import FakeVendor, json_answer
+from tests.test_bad_input import error_of
 from tests.test_tenants import key_entry, tenant_entry, write_tenants
 
 CAMPAIGN = {"name": "Kept", "agent_id": "agt_kept1", "from_number": "+14155550100"}
@@ -44,10 +46,20 @@ async def gateway(
         await app.aclose()
 
 
+@dataclass
+class Holding:
+    app: GatewayApp
+    client: httpx.AsyncClient
+    campaign_id: str
+
+
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[GatewayApp, httpx.AsyncClient]]:
-    async with gateway(write_config(tmp_path, [nexa()])) as pair:
-        yield pair
+async def holding(tmp_path: Path) -> AsyncIterator[Holding]:
+    """The gateway with one sandbox connection, where one campaign was created."""
+    async with gateway(write_config(tmp_path, [nexa()])) as (app, client):
+        created = await client.post("/v1/campaigns", json=CAMPAIGN)
+        assert created.status_code == 201, created.text
+        yield Holding(app, client, created.json()["id"])
 
 
 def reload_with(app: GatewayApp, tmp_path: Path, connections: list[dict[str, Any]]) -> None:
@@ -56,34 +68,26 @@ def reload_with(app: GatewayApp, tmp_path: Path, connections: list[dict[str, Any
 
 
 async def test_a_reload_keeps_the_sandbox_account_even_when_the_connection_changes(
-    served: tuple[GatewayApp, httpx.AsyncClient], tmp_path: Path
+    holding: Holding, tmp_path: Path
 ) -> None:
     """New timeouts make a new client for the connection; its sandbox still holds what was created."""
-    app, client = served
-    created = await client.post("/v1/campaigns", json=CAMPAIGN)
-    assert created.status_code == 201, created.text
-    before = app.runtime.upstreams
+    before = holding.app.runtime.upstreams
+    reload_with(holding.app, tmp_path, [nexa(timeouts={"connect": 2, "read": 10, "total": 20})])
+    assert holding.app.runtime.upstreams.keys() != before.keys(), "the connection got a new client"
 
-    reload_with(app, tmp_path, [nexa(timeouts={"connect": 2, "read": 10, "total": 20})])
-    assert app.runtime.upstreams.keys() != before.keys(), "the connection got a new client"
-
-    fetched = await client.get(f"/v1/campaigns/{created.json()['id']}", headers=NO_CACHE)
+    fetched = await holding.client.get(f"/v1/campaigns/{holding.campaign_id}", headers=NO_CACHE)
     assert fetched.status_code == 200, fetched.text
     assert fetched.json()["name"] == CAMPAIGN["name"]
 
 
 async def test_a_sandbox_connection_added_by_a_reload_has_an_account_of_its_own(
-    served: tuple[GatewayApp, httpx.AsyncClient], tmp_path: Path
+    holding: Holding, tmp_path: Path
 ) -> None:
-    app, client = served
-    created = await client.post("/v1/campaigns", json=CAMPAIGN)
-    assert created.status_code == 201, created.text
-
-    reload_with(app, tmp_path, [nexa(), nexa("nexa-2")])
-    other = await client.get("/v1/campaigns", headers={"X-Connection": "nexa-2"})
+    reload_with(holding.app, tmp_path, [nexa(), nexa("nexa-2")])
+    other = await holding.client.get("/v1/campaigns", headers={"X-Connection": "nexa-2"})
     assert (other.status_code, other.json()["data"]) == (200, [])
-    mine = await client.get("/v1/campaigns", headers=NO_CACHE)
-    assert [c["id"] for c in mine.json()["data"]] == [created.json()["id"]]
+    mine = await holding.client.get("/v1/campaigns", headers=NO_CACHE)
+    assert [c["id"] for c in mine.json()["data"]] == [holding.campaign_id]
 
 
 # --- the sandbox's endpoints through the gateway ------------------------------------------------------
@@ -100,15 +104,6 @@ ENDPOINTS = [
 ]
 
 
-def assert_error(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The canonical envelope, with the request id the answer carries."""
-    assert answer.status_code == status, answer.text
-    error = answer.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == answer.headers["x-request-id"]
-    return error
-
-
 async def test_call_counts_and_faults_through_the_gateway(demo_client: httpx.AsyncClient) -> None:
     created = await demo_client.post("/v1/campaigns", json=CAMPAIGN, headers=NEXA)
     assert created.status_code == 201, created.text
@@ -122,7 +117,7 @@ async def test_call_counts_and_faults_through_the_gateway(demo_client: httpx.Asy
     assert (queued.status_code, queued.json()) == (200, [FAULT])
     assert (await demo_client.get("/_sandbox/faults", headers=NEXA)).json() == [FAULT]
     faulted = await demo_client.get(path, headers={**NEXA, **NO_CACHE})
-    error = assert_error(faulted, 502, "upstream_error")
+    error = error_of(faulted, 502, "upstream_error")
     assert (error["vendor"], error["upstream_status"]) == ("dialnexa", 500)
     assert (await demo_client.get("/_sandbox/faults", headers=NEXA)).json() == []
     assert (await demo_client.get(path, headers={**NEXA, **NO_CACHE})).status_code == 200
@@ -146,7 +141,7 @@ async def test_a_live_connection_has_no_sandbox_endpoints(tmp_path: Path) -> Non
     async with gateway(write_config(tmp_path, [live]), lambda _connection: vendor) as (_app, client):
         for method, path in ENDPOINTS:
             body = [FAULT] if method == "POST" else None
-            error = assert_error(await client.request(method, path, json=body), 404, "not_found")
+            error = error_of(await client.request(method, path, json=body), 404, "not_found")
             assert "live is not a sandbox connection" in error["message"], error
     assert vendor.sent == []
 
@@ -158,26 +153,26 @@ async def test_sandbox_endpoints_take_the_key_and_its_scopes(tmp_path: Path) -> 
     async with gateway(config, key=READ_KEY) as (_app, client):
         assert (await client.get("/_sandbox/calls")).status_code == 200
         assert (await client.get("/_sandbox/faults")).status_code == 200
-        assert_error(await client.post("/_sandbox/faults", json=[FAULT]), 403, "forbidden")
-        assert_error(await client.delete("/_sandbox/faults"), 403, "forbidden")
-        assert_error(await client.get("/_sandbox/calls", headers={"Authorization": ""}), 401, "unauthorized")
+        error_of(await client.post("/_sandbox/faults", json=[FAULT]), 403, "forbidden")
+        error_of(await client.delete("/_sandbox/faults"), 403, "forbidden")
+        error_of(await client.get("/_sandbox/calls", headers={"Authorization": ""}), 401, "unauthorized")
 
 
 async def test_what_the_sandbox_endpoints_refuse(demo_client: httpx.AsyncClient) -> None:
     put = await demo_client.put("/_sandbox/faults", json=[])
-    assert_error(put, 405, "method_not_allowed")
+    error_of(put, 405, "method_not_allowed")
     assert put.headers["allow"] == "DELETE, GET, POST"
-    assert_error(await demo_client.get("/_sandbox/nothing"), 404, "not_found")
+    error_of(await demo_client.get("/_sandbox/nothing"), 404, "not_found")
     as_text = await demo_client.post("/_sandbox/faults", content=b"[]", headers={"Content-Type": "text/plain"})
-    assert_error(as_text, 415, "unsupported_media_type")
+    error_of(as_text, 415, "unsupported_media_type")
     broken = await demo_client.post("/_sandbox/faults", content=b"[{", headers={"Content-Type": "application/json"})
-    assert_error(broken, 422, "validation_error")
+    error_of(broken, 422, "validation_error")
     unknown = await demo_client.post("/_sandbox/faults", json=[{"kind": "gremlins"}], headers=NEXA)
-    error = assert_error(unknown, 422, "validation_error")
+    error = error_of(unknown, 422, "validation_error")
     assert "a list of faults of kinds" in error["message"], error
     assert (await demo_client.get("/_sandbox/faults", headers=NEXA)).json() == []
     # forwarded as it is: no shipped sandbox offers /_sandbox/advance yet, and the sandbox says so
-    advance = assert_error(await demo_client.post("/_sandbox/advance", headers=NEXA), 404, "not_found")
+    advance = error_of(await demo_client.post("/_sandbox/advance", headers=NEXA), 404, "not_found")
     assert (advance["vendor"], advance["upstream_status"]) == ("dialnexa", 404)
 
 
@@ -187,7 +182,7 @@ async def test_faults_can_be_read_and_cleared_while_the_circuit_is_open(tmp_path
         assert (await client.post("/_sandbox/faults", json=[{**FAULT, "count": 10}])).status_code == 200
         for _ in range(2):
             assert (await client.get("/v1/campaigns", headers=NO_CACHE)).status_code == 502
-        refused = assert_error(await client.get("/v1/campaigns", headers=NO_CACHE), 503, "upstream_unavailable")
+        refused = error_of(await client.get("/v1/campaigns", headers=NO_CACHE), 503, "upstream_unavailable")
         assert "circuit open" in refused["message"]
         assert [f["count"] for f in (await client.get("/_sandbox/faults")).json()] == [8]
         assert (await client.delete("/_sandbox/faults")).json() == []
