@@ -24,10 +24,10 @@ class Route:
 
 def _sandbox_endpoint(name: str, *methods: str) -> dict[str, Route]:
     """``/_sandbox/NAME``: reads need the read scope, the rest the write scope; POST may carry a body."""
-    path = f"/_sandbox/{name}"
+    scopes = {method: READ if method == "GET" else WRITE for method in methods}
     return {
-        method: Route(f"sandbox_{name}", READ if method == "GET" else WRITE, method == "POST", path)
-        for method in methods
+        method: Route(f"sandbox_{name}", scope, has_body=method == "POST", sandbox_path=f"/_sandbox/{name}")
+        for method, scope in scopes.items()
     }
 
 

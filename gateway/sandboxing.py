@@ -72,8 +72,8 @@ class _Account:
 
 
 @contextlib.contextmanager
-def shared_sandboxes() -> Iterator[str]:
-    """Serve one hub for every worker until the block ends; yields its socket, also set in ``$GATEWAY_SANDBOX_SOCKET``.
+def shared_sandboxes() -> Iterator[None]:
+    """Serve one hub for every worker until the block ends, its socket named in ``$GATEWAY_SANDBOX_SOCKET``.
 
     The hub is a uvicorn server in a thread of this process (the workers' supervisor, mostly idle).
     Its folder is made 0700, so only this user can reach the socket; it is removed on the way out.
@@ -91,7 +91,7 @@ def shared_sandboxes() -> Iterator[str]:
         _wait_until_started(server, thread)
         os.environ[SOCKET_ENV] = path
         log.info("sandboxes: one hub for every worker, on %s", path)
-        yield path
+        yield
     finally:
         os.environ.pop(SOCKET_ENV, None)
         server.should_exit = True

@@ -16,7 +16,10 @@ from gateway.telemetry import configure_logging
 
 
 def app_from_environment() -> GatewayApp:
-    """Load ``$GATEWAY_CONFIG`` (or ./config.yaml); refuse to start on a config `check` rejects."""
+    """Load ``$GATEWAY_CONFIG`` (or ./config.yaml); refuse to start on a config `check` rejects.
+
+    Sandbox connections go to the sandboxes `gateway serve` shares among its workers, if it runs them.
+    """
     config, problems = load_config(default_config_path())
     if config is None:
         for problem in problems:
