@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import cache, idempotency, inbound
+from gateway import cache, idempotency, inbound, inspection
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -40,6 +40,7 @@ from gateway.reload import ConfigWatcher
 from gateway.routing import Route as ApiRoute
 from gateway.routing import match
 from gateway.runtime import Runtime, TransportFactory, build_runtime, close_runtime, retire
+from gateway.sandboxing import SandboxLink
 from gateway.telemetry import RequestRecord, Telemetry, current_record
 
 log = logging.getLogger("gateway")
@@ -49,9 +50,12 @@ MAX_HEADER_BYTES = 16 * 1024
 
 
 class GatewayApp:
-    def __init__(self, config: Config, transport_factory: TransportFactory | None = None) -> None:
+    def __init__(
+        self, config: Config, transport_factory: TransportFactory | None = None, sandboxes: SandboxLink | None = None
+    ) -> None:
         self._make_transport: TransportFactory = transport_factory or (lambda _connection: None)
-        self.runtime = build_runtime(config, self._make_transport)
+        self.sandboxes = sandboxes or SandboxLink()
+        self.runtime = build_runtime(config, self._make_transport, self.sandboxes)
         self.watcher = ConfigWatcher(config, self.apply_config)
         self.single_flight = cache.SingleFlight()
         self.telemetry = Telemetry()
@@ -74,7 +78,7 @@ class GatewayApp:
     def apply_config(self, config: Config) -> None:
         """Swap in a validated config: one assignment, so each request sees the old or the new whole."""
         old = self.runtime
-        self.runtime = build_runtime(config, self._make_transport, previous=old)
+        self.runtime = build_runtime(config, self._make_transport, self.sandboxes, previous=old)
         redactor.update(config)
         retire(old, self.runtime)
 
@@ -134,6 +138,11 @@ class GatewayApp:
             return 200
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
+        if route.sandbox_path is not None:
+            upstream = runtime.upstream(tenant, connection)
+            status, body = await inspection.forward(upstream, route, scope["method"], headers, receive)
+            await _reply(send, record, status, body, out)
+            return status
         query = inbound.query_pairs(scope)
         call = inbound.parse_call(route.operation, campaign_id, query)
         if route.operation in CACHEABLE:

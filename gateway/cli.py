@@ -111,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway import redact
+    from gateway.sandboxing import shared_sandboxes
     from gateway.server import WorkerSupervisor
     from gateway.telemetry import configure_logging
 
@@ -134,7 +135,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
     )
     if args.workers > 1:
-        with _shared_metrics_folder():
+        # Started before the workers, which read where the shared sandboxes are from the environment.
+        with _shared_metrics_folder(), shared_sandboxes():
             WorkerSupervisor(config, sockets=[config.bind_socket()]).run()
         return 0
     server = uvicorn.Server(config)
@@ -241,7 +243,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.mapping import load_maps
-    from gateway.upstream import sandbox_app
+    from sandboxes.hub import sandbox_app
 
     maps, problems = load_maps(args.mappings)
     vendor_map = maps.get(args.vendor)

@@ -113,15 +113,20 @@ async def read_canonical_body(
     operation: str, headers: dict[bytes, bytes], receive: Receive
 ) -> tuple[dict[str, Any], bytes]:
     """The validated canonical body (as a plain dict) and its raw bytes."""
-    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-    if content_type != b"application/json":
-        raise UnsupportedMediaType("send the body as application/json")
+    require_json(headers)
     raw = await read_body(receive)
     try:
         model = BODY_MODELS[operation].model_validate_json(raw)
     except ValidationError as exc:
         raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
     return model.model_dump(mode="json", exclude_none=True), raw
+
+
+def require_json(headers: dict[bytes, bytes]) -> None:
+    """415 unless the request says its body is JSON."""
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if content_type != b"application/json":
+        raise UnsupportedMediaType("send the body as application/json")
 
 
 def validation_details(error: ValidationError) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Maps a method and a raw request path to a canonical operation.
+"""Maps a method and a raw request path to a canonical operation, or to a sandbox endpoint passed through.
 
 Routing reads the raw path and decodes each segment on its own, so an id such as ``a%2Fb``
 stays one id (``a/b``) instead of turning into two path segments.
@@ -19,6 +19,16 @@ class Route:
     operation: str
     scope: str
     has_body: bool = False
+    sandbox_path: str | None = None  # a sandbox's own endpoint, forwarded to the connection's sandbox
+
+
+def _sandbox_endpoint(name: str, *methods: str) -> dict[str, Route]:
+    """``/_sandbox/NAME``: reads need the read scope, the rest the write scope; POST may carry a body."""
+    scopes = {method: READ if method == "GET" else WRITE for method in methods}
+    return {
+        method: Route(f"sandbox_{name}", scope, has_body=method == "POST", sandbox_path=f"/_sandbox/{name}")
+        for method, scope in scopes.items()
+    }
 
 
 _COLLECTION = {"GET": Route("list", READ), "POST": Route("create", WRITE, has_body=True)}
@@ -33,11 +43,18 @@ _RECIPIENTS = {
     "POST": Route("recipients_add", WRITE, has_body=True),
 }
 _CONNECTIONS = {"GET": Route("connections", READ)}
+_SANDBOX = {
+    "calls": _sandbox_endpoint("calls", "GET"),
+    "faults": _sandbox_endpoint("faults", "GET", "POST", "DELETE"),
+    "advance": _sandbox_endpoint("advance", "POST"),
+}
 
 
 def match(method: str, raw_path: str) -> tuple[Route, str | None] | None:
-    """The route and campaign id for an API path; None when the path is not under /v1."""
+    """The route and campaign id for an API path; None when the path is neither /v1 nor a sandbox endpoint."""
     segments = raw_path.split("/")
+    if len(segments) == 3 and segments[:2] == ["", "_sandbox"] and segments[2] in _SANDBOX:
+        return _pick(_SANDBOX[segments[2]], method), None
     if len(segments) < 3 or segments[0] != "" or segments[1] != "v1":
         return None
     rest = segments[2:]

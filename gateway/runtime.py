@@ -14,6 +14,7 @@ from gateway import cache
 from gateway.config import Config, Connection, KeySpec, Tenant
 from gateway.idempotency import IdempotencyStore, MemorySlots, RedisSlots
 from gateway.ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.sandboxing import SandboxLink
 from gateway.transport import Transport
 from gateway.upstream import Upstream
 
@@ -47,19 +48,31 @@ class Runtime:
         return buckets
 
 
-def build_runtime(config: Config, make_transport: TransportFactory, previous: Runtime | None = None) -> Runtime:
+def build_runtime(
+    config: Config, make_transport: TransportFactory, sandboxes: SandboxLink, previous: Runtime | None = None
+) -> Runtime:
     old_upstreams = previous.upstreams if previous else {}
     upstreams = {}
     for tenant in config.tenants.values():
         for connection in tenant.connections.values():
             slot = (tenant.id, connection.fingerprint)
-            upstreams[slot] = old_upstreams.get(slot) or Upstream(connection, make_transport(connection))
+            upstreams[slot] = old_upstreams.get(slot) or _upstream(tenant, connection, make_transport, sandboxes)
     backend, size = config.cache.backend, config.cache.max_entries
     if previous is not None and (previous.config.cache.backend, previous.config.cache.max_entries) == (backend, size):
         return Runtime(config, upstreams, previous.cache, previous.limiter, previous.slots)
     if backend.startswith(("redis://", "rediss://")):
         return Runtime(config, upstreams, cache.RedisCache(backend), RedisRateLimiter(backend), RedisSlots(backend))
     return Runtime(config, upstreams, cache.MemoryCache(size), MemoryRateLimiter(), MemorySlots())
+
+
+def _upstream(
+    tenant: Tenant, connection: Connection, make_transport: TransportFactory, sandboxes: SandboxLink
+) -> Upstream:
+    """A new client: over the factory's transport if it gives one, else its sandbox's, else the network."""
+    transport = make_transport(connection)
+    if transport is None and connection.sandbox:
+        transport = sandboxes.transport(tenant.id, connection)
+    return Upstream(connection, transport)
 
 
 def retire(old: Runtime, new: Runtime) -> None:

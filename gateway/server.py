@@ -11,18 +11,22 @@ from uvicorn.supervisors import Multiprocess
 from gateway import redact
 from gateway.app import GatewayApp
 from gateway.config import default_config_path, load_config
+from gateway.sandboxing import SandboxLink
 from gateway.telemetry import configure_logging
 
 
 def app_from_environment() -> GatewayApp:
-    """Load ``$GATEWAY_CONFIG`` (or ./config.yaml); refuse to start on a config `check` rejects."""
+    """Load ``$GATEWAY_CONFIG`` (or ./config.yaml); refuse to start on a config `check` rejects.
+
+    Sandbox connections go to the sandboxes `gateway serve` shares among its workers, if it runs them.
+    """
     config, problems = load_config(default_config_path())
     if config is None:
         for problem in problems:
             print(problem, file=sys.stderr)
         raise SystemExit(1)
     redact.install(configure_logging(config.logging.level, config.logging.format))
-    return GatewayApp(config)
+    return GatewayApp(config, sandboxes=SandboxLink.from_environment())
 
 
 class WorkerSupervisor(Multiprocess):

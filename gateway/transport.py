@@ -40,20 +40,29 @@ class Transport(Protocol):
 
 
 class AiohttpTransport:
-    """A pooled aiohttp session, made on first use inside the running event loop."""
+    """A pooled aiohttp session, made on first use inside the running event loop.
 
-    def __init__(self, timeouts: TimeoutSpec, max_bytes: int) -> None:
+    With ``unix_socket`` every request goes to that socket, whatever the URL's host.
+    """
+
+    def __init__(self, timeouts: TimeoutSpec, max_bytes: int, unix_socket: str | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
         self._max_bytes = max_bytes
+        self._unix_socket = unix_socket
         self._session: aiohttp.ClientSession | None = None
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         if self._session is None:
+            connector = (
+                aiohttp.UnixConnector(self._unix_socket, limit=200)
+                if self._unix_socket
+                else aiohttp.TCPConnector(limit=200, ttl_dns_cache=300)
+            )
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+                connector=connector,
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )

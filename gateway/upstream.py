@@ -1,17 +1,17 @@
 """One pooled HTTP client per connection, and the translation of upstream faults into our errors.
 
 The client never knows how bytes move: a transport does (httpx's design). Production uses
-aiohttp, ``base_url: sandbox`` the in-process simulated vendor (ASGI, no socket), and unit
-tests an httpx MockTransport. One code path for all three.
+aiohttp, ``base_url: sandbox`` the connection's simulated vendor (``gateway/sandboxing.py``), and
+unit tests a fake. One code path for all three.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib
 import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +33,6 @@ from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
-    HttpxTransport,
     Transport,
     TransportTimeout,
     TransportTooLarge,
@@ -55,28 +54,13 @@ STATUS_CODES: dict[int, str] = {
 _MAX_MESSAGE = 300
 
 
-def sandbox_app(reference: str) -> Any:
-    """Build the simulated vendor named by a map's ``sandbox: module:factory``, with fault injection."""
-    from sandboxes._common import FaultInjector
-
-    module_name, _, factory = reference.partition(":")
-    return FaultInjector(getattr(importlib.import_module(module_name), factory)())
-
-
 class Upstream:
     """The HTTP client of one connection, with the connection's auth applied to every request."""
 
     def __init__(self, connection: Connection, transport: Transport | None = None) -> None:
         self.connection = connection
         if transport is None:
-            limit = connection.max_response_bytes
-            transport = (
-                HttpxTransport(
-                    httpx.ASGITransport(app=sandbox_app(connection.map.sandbox or "")), connection.timeouts, limit
-                )
-                if connection.sandbox
-                else AiohttpTransport(connection.timeouts, limit)
-            )
+            transport = AiohttpTransport(connection.timeouts, connection.max_response_bytes)
         self.transport = transport
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
         self._headers = {"accept": "application/json", **connection.auth_headers}
@@ -111,6 +95,22 @@ class Upstream:
 
     async def _exchange(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
         vendor = self.connection.vendor
+        status, response_headers, content = await self.roundtrip(request, deadline)
+        answer = self._redact_answer(_decode(content), content)
+        if status >= 400:
+            raise self.error(status, answer, response_headers.get("retry-after"))
+        if answer is _NOT_JSON:
+            raise UpstreamError(
+                f"{vendor} answered with a body that is not JSON", vendor=vendor, upstream_status=status
+            )
+        return status, answer
+
+    async def roundtrip(self, request: UpstreamRequest, deadline: float) -> tuple[int, Mapping[str, str], bytes]:
+        """One call, past the circuit breaker: the answer's status, headers and body (credentials masked).
+
+        A transport fault is raised as its canonical error; what the status means is the caller's to judge.
+        """
+        vendor = self.connection.vendor
         url, headers, body = self.wire(request)
         record = current_record.get()
         started = time.perf_counter()
@@ -130,14 +130,7 @@ class Upstream:
                 record.add_upstream(time.perf_counter() - started)
         if record is not None:
             record.upstream_status = status
-        answer = self._redact_answer(_decode(self._redact_body(content)), content)
-        if status >= 400:
-            raise self.error(status, answer, response_headers.get("retry-after"))
-        if answer is _NOT_JSON:
-            raise UpstreamError(
-                f"{vendor} answered with a body that is not JSON", vendor=vendor, upstream_status=status
-            )
-        return status, answer
+        return status, response_headers, self._redact_body(content)
 
     def wire(self, request: UpstreamRequest) -> tuple[str, dict[str, str], bytes | None]:
         """The URL, headers (auth included) and body bytes that ``request`` goes out as."""

@@ -101,6 +101,8 @@ class FaultInjector:
     normally), ``status`` (answer HTTP V with a small JSON error), ``malformed`` (200, a body that is
     not JSON), ``truncated`` (200, JSON cut short), ``reset`` (drop the connection, no answer),
     ``oversize`` (200, a JSON body of V bytes, default 11 MiB). ``DELETE /_sandbox/faults`` clears.
+    Faults hit the vendor's API only: the sandbox's own ``/_sandbox/`` endpoints always answer, so
+    call counts can be read while faults are pending.
     """
 
     def __init__(self, app: Any) -> None:
@@ -114,7 +116,7 @@ class FaultInjector:
         if scope["path"] == "/_sandbox/faults":
             await self._control(scope, receive, send)
             return
-        fault = self._take(scope)
+        fault = None if scope["path"].startswith("/_sandbox/") else self._take(scope)
         if fault is None:
             await self.app(scope, receive, send)
             return

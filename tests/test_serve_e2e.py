@@ -78,7 +78,7 @@ def test_serve_answers_every_vendor(tmp_path: Path) -> None:
 
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:
-    """Sandbox state is per worker, so only stateless answers are checked here."""
+    """Stateless answers; that the sandboxes hold the same on every worker is tests/test_sandbox_workers.py."""
     served = serving("config.yaml", "--workers", "2", log_path=tmp_path / "serve.log")
     with served as (base_url, _), httpx.Client(base_url=base_url, timeout=10) as client:
         for _ in range(4):
