@@ -25,7 +25,6 @@ from gateway.mapping.canonical import REQUEST_MODELS, field_text, leaves
 from gateway.mapping.paths import EVERY, compile_getter, set_at
 from gateway.mapping.paths import Path as FieldPath
 from gateway.translate import vendor_side
-from gateway.upstream import Upstream
 from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, write_config
 
 CONNECTIONS = ("hamsa-sandbox", "voiso-sandbox", "sarvam-sandbox", "dialnexa-sandbox")
@@ -83,18 +82,17 @@ async def gateway(demo_config: Config):
     await app.aclose()
 
 
-def upstream_of(app: GatewayApp, connection: str) -> Upstream:
-    return next(u for u in app.runtime.upstreams.values() if u.connection.name == connection)
-
-
 async def sandbox(app: GatewayApp, connection: str, method: str, path: str, body: Any = None) -> Any:
-    """A call to the in-process sandbox's control endpoints, through the connection's own transport."""
-    content = None if body is None else json.dumps(body).encode()
-    status, _headers, answer = await upstream_of(app, connection).transport.send(
-        method, "http://sandbox" + path, {"content-type": "application/json"}, content
-    )
-    assert status == 200, (path, status, answer)
-    return json.loads(answer)
+    """A sandbox's own endpoint (call counts, faults), through the gateway as a user reaches it."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        headers = {"Authorization": f"Bearer {_key(app)}", "X-Connection": connection}
+        answer = await client.request(method, path, json=body, headers=headers)
+    assert answer.status_code == 200, (path, answer.text)
+    return answer.json()
+
+
+def _key(app: GatewayApp) -> str:
+    return DEMO_KEY if "demo" in app.config.tenants else TEST_KEY
 
 
 async def capabilities(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -418,9 +416,8 @@ async def test_progress_is_kept_in_redis_so_any_instance_resumes(tmp_path: Path,
         write_config(tmp_path, [connection], cache={"backend": redis_server.url, "ttl_seconds": 30})
     )
     assert config is not None, problems
-    first, second = GatewayApp(config), GatewayApp(config)
-    # both instances reach one vendor account: the second uses the first's in-process sandbox
-    upstream_of(second, "nexa").transport = upstream_of(first, "nexa").transport
+    first = GatewayApp(config)
+    second = GatewayApp(config, sandboxes=first.sandboxes)  # both reach one vendor account
     body = {**COMPOSED["dialnexa-sandbox"][0], "recipients": RECIPIENTS}
     headers = {"Authorization": f"Bearer {TEST_KEY}", "Idempotency-Key": "across-instances"}
     await sandbox(
