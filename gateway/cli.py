@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -123,6 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Our log format from the first line on, in this process too (with --workers it only supervises).
     redact.install(configure_logging(loaded.logging.level, loaded.logging.format))
     redact.redactor.update(loaded)
+    logging.getLogger("gateway").info(_startup_line(loaded, path, args.host, args.port, args.workers))
     config = uvicorn.Config(
         "gateway.server:app_from_environment",
         factory=True,
@@ -142,6 +144,19 @@ def _serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 3
+
+
+def _startup_line(config: Config, path: Path, host: str, port: int, workers: int) -> str:
+    """One line saying what is served: sandbox or live, from which config, where, and where the docs are."""
+    connections = [c for tenant in config.tenants.values() for c in tenant.connections.values()]
+    sandboxed = sum(c.sandbox for c in connections)
+    live = len(connections) - sandboxed
+    mode = "sandbox" if not live else "live" if not sandboxed else "mixed"
+    base = f"http://{host}:{port}"
+    return (
+        f"gateway: {mode} mode ({sandboxed} sandbox and {live} live connections) from {path} "
+        f"on {base} with {workers} worker{'s' if workers > 1 else ''}; API docs at {base}/docs"
+    )
 
 
 @contextlib.contextmanager

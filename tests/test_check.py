@@ -7,6 +7,7 @@ on any map's current wording, and asserts the exact line the inserted mistake la
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -451,4 +452,9 @@ def test_serve_starts_on_a_config_check_accepts(uvicorn_runs, capsys, monkeypatc
     assert main(["serve", "--config", str(ROOT / "config.yaml"), "--port", "18099"]) == 0
     assert len(uvicorn_runs) == 1
     assert uvicorn_runs[0].port == 18099
-    assert capsys.readouterr().err == ""
+    # one line, before anything else: the mode, the config, the address and where the docs are
+    [line] = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["message"] == (
+        f"gateway: sandbox mode (4 sandbox and 0 live connections) from {ROOT / 'config.yaml'} "
+        "on http://127.0.0.1:18099 with 1 worker; API docs at http://127.0.0.1:18099/docs"
+    )
