@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import cache, idempotency, inbound, inspection
+from gateway import cache, capability_table, idempotency, inbound, inspection
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -67,7 +67,7 @@ class GatewayApp:
                 Route("/readyz", self._readyz),
                 Route("/metrics", self._metrics),
                 Route("/openapi.json", lambda _r: Response(self.openapi, media_type="application/json")),
-                Route("/docs", lambda _r: HTMLResponse(render_docs(orjson.loads(self.openapi)))),
+                Route("/docs", self._docs),
             ]
         )
 
@@ -255,6 +255,12 @@ class GatewayApp:
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"method {scope['method']} is not allowed here", headers={"Allow": "GET, HEAD"})
         await self.service(scope, receive, send_with_id)
+
+    async def _docs(self, _request: Request) -> Response:
+        """The page, with what each vendor of the running config does with each field."""
+        columns = capability_table.vendors(self.runtime.config)
+        tables = [capability_table.operation_rows(columns), capability_table.field_rows(columns)]
+        return HTMLResponse(render_docs(orjson.loads(self.openapi), tables))
 
     async def _healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -8,13 +8,17 @@ that a retry resumes at the step that failed and never repeats one that took eff
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from gateway.config import Connection
 from gateway.errors import (
+    Conflict,
     GatewayError,
+    InvalidState,
     NotFound,
     OperationNotSupported,
     PartialFailure,
@@ -24,9 +28,14 @@ from gateway.errors import (
 from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest
 from gateway.mapping.canonical import field_text
 from gateway.mapping.expressions import TranslationError
+from gateway.mapping.vendor_errors import canonical_name
+from gateway.telemetry import current_record
 from gateway.upstream import Upstream
 
 Handling = Literal["strict", "lenient"]
+# Operations on an existing campaign that its status may forbid: a vendor 409 on one may be invalid_state.
+_BELONGS = " (a campaign id belongs to the connection that created it)"
+STATE_CHANGES = frozenset({"update", "delete", "start", "pause", "resume", "cancel", "recipients_add"})
 
 
 @dataclass
@@ -72,7 +81,7 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
     if operation is None:
         raise OperationNotSupported(f"{vendor} does not offer the operation {call.operation}", vendor=vendor)
     if call.id is not None and connection.map.id_pattern and not connection.map.id_pattern.fullmatch(call.id):
-        raise NotFound(f"campaign {call.id} not found at {connection.name}", vendor=vendor)
+        raise NotFound(f"campaign {call.id} not found at {connection.name}{_BELONGS}", vendor=vendor)
     if call.cursor is not None and not operation.takes_cursor and call.cursor != str(call.offset):
         raise ValidationFailed("invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API gave"}])
     if call.body is not None and operation.fields is not None:
@@ -100,14 +109,24 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
 
 async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
     """The canonical answer of ``call`` (a dict, a list page, or None for delete)."""
+    try:
+        return await _run(connection, upstream, call)
+    except Conflict as error:
+        if call.id is None or call.operation not in STATE_CHANGES:
+            raise
+        explained = await _invalid_state(error, connection, upstream, call)
+        if explained is error:
+            raise
+        raise explained from error
+
+
+async def _run(connection: Connection, upstream: Upstream, call: Call) -> Any:
     operation, context = prepare(connection, call)
-    if operation.steps:
+    if operation.steps or operation.refetch:
         return await _composed(connection, upstream, operation, context, call)
     if operation.fan_out is not None:
         return await _fan_out(connection, upstream, operation, context, call)
     result = await _exchange(operation, upstream, context, call)
-    if operation.refetch and isinstance(result, dict):
-        return await _refetch(connection, upstream, result["id"], call)
     return finish(connection, operation.kind, result, call, filtered_upstream=operation.filters_status)
 
 
@@ -158,8 +177,43 @@ async def _exchange(operation: CompiledOperation, upstream: Upstream, context: d
     """One upstream round trip: build the vendor request, send it, translate the answer."""
     vendor = upstream.connection.vendor
     retry = operation.idempotent or call.idempotency_key
-    status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+    try:
+        status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+    except GatewayError as error:
+        _explain(error, operation, call, upstream.connection)
+        raise
     return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+
+
+def _explain(error: GatewayError, operation: CompiledOperation, call: Call, connection: Connection) -> None:
+    """Say a vendor's refusal in canonical terms: the fields it names, and where a campaign id belongs."""
+    if error.refused:
+        named = [(canonical_name(operation.vendor_fields, field) or field, said) for field, said in error.refused]
+        error.details = [{"field": field, "message": said} for field, said in named]
+        error.message = f"{connection.vendor} refused the request: " + "; ".join(f"{f}: {m}" for f, m in named)
+    if isinstance(error, NotFound) and call.id is not None:
+        error.message += f" at {connection.name}{_BELONGS}"
+
+
+async def _invalid_state(error: Conflict, connection: Connection, upstream: Upstream, call: Call) -> GatewayError:
+    """A vendor's 409 on a change: invalid_state naming the campaign's status, unless that status allows it."""
+    try:
+        current = await run(connection, upstream, Call("get", id=call.id))
+    except GatewayError:
+        return error  # the status cannot be learned: the vendor's own word stands
+    status = current.get("status") or current.get("vendor_status")
+    allowed = connection.map.states.get(str(status))
+    if allowed is not None and call.operation in allowed:
+        return error  # not a state rule: something else conflicts
+    message = f"campaign {call.id} is {status}; {connection.vendor} cannot {call.operation} it from there"
+    if allowed is not None:
+        message += f" (from {status} it allows {', '.join(allowed) or 'nothing'})"
+    return InvalidState(
+        f"{message}. {error.message}",
+        vendor=connection.vendor,
+        upstream_status=error.upstream_status,
+        details=[{"field": "status", "message": f"is {status}"}],
+    )
 
 
 async def _send_units(
@@ -206,7 +260,10 @@ async def _fan_out(
 async def _composed(
     connection: Connection, upstream: Upstream, operation: CompiledOperation, context: dict[str, Any], call: Call
 ) -> Any:
-    """The operation, then each step on the id it answered; resumes from ``call.progress`` when given."""
+    """The operation, each step on the id it answered, then a fresh get where the map asks (refetch).
+
+    What took effect is in ``call.progress``, from which a retry resumes; a later failure is partial_failure.
+    """
     progress = call.progress or Progress()
     if progress.result is None:
         progress.result = await _exchange(operation, upstream, context, call)
@@ -214,7 +271,8 @@ async def _composed(
     for step in operation.steps:
         body = step.body(call.body or {})
         if body is not None:
-            await _step(connection, upstream, step, body, campaign_id, call, progress)
+            with _own_upstream_status():
+                await _step(connection, upstream, step, body, campaign_id, call, progress)
     if operation.refetch:
         try:
             return await _refetch(connection, upstream, campaign_id, call)
@@ -259,7 +317,7 @@ def _partial(
 ) -> PartialFailure:
     said = f": {cause.message}" if cause is not None else ""
     return PartialFailure(
-        f"campaign {campaign_id} was created, but the step {step} did not complete{said}",
+        f"campaign {campaign_id}: the change took effect, but the step {step} did not complete{said}",
         progress=progress,
         vendor=cause.vendor if cause is not None else vendor,
         upstream_status=cause.upstream_status if cause is not None else None,
@@ -268,9 +326,21 @@ def _partial(
 
 
 async def _refetch(connection: Connection, upstream: Upstream, campaign_id: Any, call: Call) -> Any:
-    return await run(
-        connection, upstream, Call("get", id=str(campaign_id), include_vendor_data=call.include_vendor_data)
-    )
+    get = Call("get", id=str(campaign_id), include_vendor_data=call.include_vendor_data)
+    with _own_upstream_status():
+        return await run(connection, upstream, get)
+
+
+@contextlib.contextmanager
+def _own_upstream_status() -> Iterator[None]:
+    """The access line keeps the vendor status of the operation's own call, not of a get or step after it."""
+    record = current_record.get()
+    kept = record.upstream_status if record is not None else None
+    try:
+        yield
+    finally:
+        if record is not None:
+            record.upstream_status = kept
 
 
 def finish(connection: Connection, kind: str, result: Any, call: Call, *, filtered_upstream: bool) -> Any:

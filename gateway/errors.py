@@ -8,6 +8,7 @@ GatewayError (status, code)
 ├── UnknownConnection       400 unknown_connection
 ├── BadRequest              400 bad_request
 ├── Conflict                409 conflict
+│   └── InvalidState        409 invalid_state (the campaign's status does not allow the operation)
 ├── PayloadTooLarge         413 payload_too_large
 ├── UnsupportedMediaType    415 unsupported_media_type
 ├── ValidationFailed        422 validation_error
@@ -47,6 +48,7 @@ class GatewayError(Exception):
         self.details = details
         self.headers = headers or {}
         self.retry_after = retry_after  # seconds the vendor itself asked for, if it did
+        self.refused: list[tuple[str, str]] = []  # (field as the vendor names it, its message), from a vendor error
 
     def envelope(self, request_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -89,6 +91,10 @@ class BadRequest(GatewayError):
 
 class Conflict(GatewayError):
     status, code = 409, "conflict"
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
 
 
 class PayloadTooLarge(GatewayError):
@@ -150,6 +156,7 @@ ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
         UnknownConnection,
         BadRequest,
         Conflict,
+        InvalidState,
         PayloadTooLarge,
         UnsupportedMediaType,
         HeadersTooLarge,

@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway import models
 from gateway.asgi import Receive, Scope, read_body
@@ -18,6 +18,7 @@ from gateway.config import Connection, Tenant
 from gateway.engine import Call, Handling
 from gateway.errors import UnknownConnection, UnsupportedMediaType, ValidationFailed
 from gateway.mapping.canonical import REQUEST_MODELS as BODY_MODELS
+from gateway.mapping.canonical import field_text, parse_field
 
 HANDLINGS: frozenset[str] = frozenset(Handling.__args__)  # type: ignore[attr-defined]
 MAX_LIMIT = 100
@@ -45,13 +46,19 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
-    name = requested.decode("latin-1") if requested else tenant.default_connection
+    name = header_text(requested) if requested else tenant.default_connection
+    known = ", ".join(sorted(tenant.connections)) or "none"
     if name is None:
-        raise UnknownConnection("no X-Connection header and this tenant has no default_connection")
+        raise UnknownConnection(f"no X-Connection header and no default connection; yours are: {known}")
     connection = tenant.connections.get(name)
     if connection is None:
-        raise UnknownConnection(f"unknown connection {name!r}")
+        raise UnknownConnection(f"unknown connection '{name}'; yours are: {known}")
     return connection
+
+
+def header_text(value: bytes) -> str:
+    """A header value as text for a message: UTF-8 where it is, escaped bytes where it is not."""
+    return value.decode("utf-8", "backslashreplace")
 
 
 def handling(headers: list[tuple[bytes, bytes]], connection: Connection) -> tuple[Handling, bool]:
@@ -115,11 +122,17 @@ async def read_canonical_body(
     """The validated canonical body (as a plain dict) and its raw bytes."""
     require_json(headers)
     raw = await read_body(receive)
+    return validate_body(operation, raw), raw
+
+
+def validate_body(operation: str, raw: bytes) -> dict[str, Any]:
+    """The canonical body of ``operation`` as a plain dict; a 422 naming each problem (and the field meant)."""
+    model = BODY_MODELS[operation]
     try:
-        model = BODY_MODELS[operation].model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
-        raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
-    return model.model_dump(mode="json", exclude_none=True), raw
+        raise ValidationFailed("the request body is not valid", details=validation_details(exc, model)) from exc
+    return parsed.model_dump(mode="json", exclude_none=True)
 
 
 def require_json(headers: dict[bytes, bytes]) -> None:
@@ -129,13 +142,14 @@ def require_json(headers: dict[bytes, bytes]) -> None:
         raise UnsupportedMediaType("send the body as application/json")
 
 
-def validation_details(error: ValidationError) -> list[dict[str, str]]:
+def validation_details(error: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
     details = []
     for item in error.errors(include_url=False, include_input=False):
-        field = ""
-        for step in item["loc"]:
-            field += f"[{step}]" if isinstance(step, int) else (f".{step}" if field else str(step))
+        field = field_text(tuple(item["loc"]))
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            hint = (parse_field(field, model, indexes=True)[1] or "").partition("; ")[2]
+            message = f"unknown field; {hint}" if hint else "unknown field"
         if item["type"] == "json_invalid":
             reason = (item.get("ctx") or {}).get("error")
             message = f"the body is not valid JSON ({reason})" if reason else "the body is not valid JSON"

@@ -37,7 +37,7 @@ _ITEM = {
     "PATCH": Route("update", WRITE, has_body=True),
     "DELETE": Route("delete", WRITE),
 }
-_ACTIONS = {action: {"POST": Route(action, WRITE)} for action in ("pause", "resume", "cancel")}
+_ACTIONS = {action: {"POST": Route(action, WRITE)} for action in ("start", "pause", "resume", "cancel")}
 _RECIPIENTS = {
     "GET": Route("recipients_list", READ),
     "POST": Route("recipients_add", WRITE, has_body=True),

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gateway.config import Config, Connection
 from gateway.engine import Call, Handling, finish, prepare, translate_answer, units, vendor_request
-from gateway.errors import ValidationFailed
-from gateway.inbound import BODY_MODELS, validation_details
+from gateway.inbound import BODY_MODELS, validate_body
 from gateway.mapping import CompiledOperation, Page
 from gateway.mapping.request import encode_segment
 from gateway.redact import MASK
@@ -51,11 +49,7 @@ def find_connection(config: Config, name: str, tenant: str | None) -> Connection
 def canonical_call(operation: str, body: bytes | None, campaign_id: str | None, handling: Handling = "strict") -> Call:
     call = Call(operation, id=campaign_id, include_vendor_data=True, handling=handling)
     if body is not None and operation in BODY_MODELS:
-        try:
-            model = BODY_MODELS[operation].model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationFailed("the request body is not valid", details=validation_details(exc)) from exc
-        call.body = model.model_dump(mode="json", exclude_none=True)
+        call.body = validate_body(operation, body)
     return call
 
 

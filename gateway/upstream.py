@@ -29,6 +29,7 @@ from gateway.errors import (
     ValidationFailed,
 )
 from gateway.mapping import UpstreamRequest
+from gateway.mapping.vendor_errors import as_text
 from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
@@ -145,17 +146,18 @@ class Upstream:
         vendor_map, vendor = self.connection.map, self.connection.vendor
         code = vendor_map.error_codes.get(status) or STATUS_CODES.get(status, "upstream_error")
         said = vendor_map.error_message(body) if body is not _NOT_JSON else None
-        if said is None:
-            message = f"{vendor} answered HTTP {status}"
-        else:
-            text = said if isinstance(said, str) else orjson.dumps(said).decode()
-            message = f"{vendor}: {self.redact(text)[:_MAX_MESSAGE]}"
+        message = f"{vendor} answered HTTP {status}"
+        if said is not None:
+            message = f"{vendor}: {self.redact(as_text(said))[:_MAX_MESSAGE]}"
+        refused = vendor_map.error_fields(body) if body is not _NOT_JSON else []
         stated = _retry_after_seconds(retry_after)
         headers = None
         if code == "rate_limited":  # the contract promises a Retry-After with every 429
             headers = {"Retry-After": str(max(1, math.ceil(stated))) if stated is not None else "1"}
         error_class = ERRORS_BY_CODE[code]
-        return error_class(message, vendor=vendor, upstream_status=status, headers=headers, retry_after=stated)
+        error = error_class(message, vendor=vendor, upstream_status=status, headers=headers, retry_after=stated)
+        error.refused = [(self.redact(field), self.redact(said)[:_MAX_MESSAGE]) for field, said in refused]
+        return error
 
     def _redact_body(self, content: bytes) -> bytes:
         """A vendor that echoes a credential back (in an error text, in a field) never gets it through."""

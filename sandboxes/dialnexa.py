@@ -369,6 +369,7 @@ class DialNexaSandbox:
             raise DialNexaError(422, message, "phoneNumber")
         lead = {
             "id": _new_id("lead_"),
+            "name": lead_in.name,
             "phone_number": phone_number,
             "campaign_id": campaign["id"],
             "status": "pending",

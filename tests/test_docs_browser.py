@@ -1,7 +1,9 @@
 """/docs in a real browser: headless Chromium opens the page of a running `gateway serve`.
 
-The DOM Chromium renders must show every endpoint of the contract with its method, the page must
-load nothing from elsewhere (no script, no CDN), and a screenshot of it must be a real PNG.
+The DOM Chromium renders must get a person to a first call: the authentication section, how
+X-Connection picks the vendor, and every endpoint of the contract with its method and an example
+answer (and a request example where it takes a body). The page must load nothing from elsewhere
+(no script, no CDN), and a screenshot of it must be a real PNG.
 Chromium is Debian's `chromium` package (scripts/test installs it); without it this test fails.
 """
 
@@ -22,13 +24,14 @@ from tests.processes import serving
 
 CHROMIUM_SECONDS = 60
 WINDOW = (1280, 2400)
-# the contract's endpoint table (/work/shared/CONTRACT.md), as method + OpenAPI path
+# the endpoint table of the contract (the README's "The API"), as method + OpenAPI path
 CONTRACT_ENDPOINTS = {
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{id}"),
     ("PATCH", "/v1/campaigns/{id}"),
     ("DELETE", "/v1/campaigns/{id}"),
+    ("POST", "/v1/campaigns/{id}/start"),
     ("POST", "/v1/campaigns/{id}/pause"),
     ("POST", "/v1/campaigns/{id}/resume"),
     ("POST", "/v1/campaigns/{id}/cancel"),
@@ -78,12 +81,17 @@ def run_chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess
 
 
 class DocsPage(HTMLParser):
-    """Collects each operation block (<div class=op>) as (METHOD, path), and every tag's loading attributes."""
+    """Collects each operation block (<div class=op>) as (METHOD, path) with the example classes inside it,
+    the ids of the page's elements, and every tag's loading attributes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.endpoints: set[tuple[str, str]] = set()
+        self.examples: dict[tuple[str, str], set[str]] = {}
+        self.ids: set[str] = set()
+        self.text = ""
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self._current: tuple[str, str] | None = None
         self._in_op = 0
         self._method: str | None = None
         self._capture: str | None = None
@@ -92,9 +100,12 @@ class DocsPage(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         self.tags.append((tag, attributes))
+        self.ids.add(attributes.get("id") or "")
         classes = (attributes.get("class") or "").split()
+        if self._current is not None and self._in_op:
+            self.examples[self._current].update(c for c in classes if c.startswith("example-"))
         if tag == "div" and "op" in classes:
-            self._in_op, self._method = 1, None
+            self._in_op, self._method, self._current = 1, None, None
         elif self._in_op:
             if tag == "div":
                 self._in_op += 1
@@ -104,6 +115,7 @@ class DocsPage(HTMLParser):
                 self._capture, self._text = "path", ""
 
     def handle_data(self, data: str) -> None:
+        self.text += data
         if self._capture:
             self._text += data
 
@@ -112,7 +124,9 @@ class DocsPage(HTMLParser):
             self._method, self._capture = self._text.strip(), None
         elif self._capture == "path" and tag == "code":
             assert self._method is not None
-            self.endpoints.add((self._method, self._text.strip()))
+            self._current = (self._method, self._text.strip())
+            self.endpoints.add(self._current)
+            self.examples[self._current] = set()
             self._capture, self._method = None, None
         elif self._in_op and tag == "div":
             self._in_op -= 1
@@ -133,6 +147,17 @@ def test_docs_page_in_headless_chromium(tmp_path: Path) -> None:
     page.feed(dom)
     missing = CONTRACT_ENDPOINTS - page.endpoints
     assert not missing, f"/docs does not show {sorted(missing)}; it shows {sorted(page.endpoints)}"
+    # a first call: how to authenticate, how to pick the vendor, an example for every endpoint
+    assert {"auth", "connection", "headers", "capabilities"} <= page.ids, sorted(page.ids)
+    assert "Authorization: Bearer" in page.text and "X-Connection" in page.text
+    for method, path in CONTRACT_ENDPOINTS:
+        assert "example-answer" in page.examples[(method, path)], (method, path)
+    for body_taking in {
+        ("POST", "/v1/campaigns"),
+        ("PATCH", "/v1/campaigns/{id}"),
+        ("POST", "/v1/campaigns/{id}/recipients"),
+    }:
+        assert "example-request" in page.examples[body_taking], body_taking
 
     # server-rendered: no script, and nothing fetched from another host
     assert not [tag for tag, _ in page.tags if tag in ("script", "iframe", "object", "embed")]

@@ -29,13 +29,13 @@ ALL_OPERATIONS = (
     "list",
     "update",
     "delete",
+    "start",
     "pause",
     "resume",
     "cancel",
     "recipients_add",
     "recipients_list",
 )
-LIFECYCLE = ("pause", "resume", "cancel")
 NESTED = {"schedule": models.Schedule, "retry": models.Retry, "stats": models.Stats}
 ENGINE_FIELDS = {"id", "connection", "vendor", "vendor_data"}
 
@@ -166,6 +166,7 @@ VOISO = VendorCase(
     values={"from_numbers": ["+14155550100"], "retry.max_attempts": 3},
     created_status=frozenset({("draft", "draft")}),
     after={
+        "start": ("active", "active"),
         "resume": ("active", "active"),
         "pause": ("paused", "paused"),
         "cancel": ("cancelled", "stopped"),
@@ -280,6 +281,7 @@ DIALNEXA = VendorCase(
     },
     created_status=frozenset({("draft", "draft")}),
     after={
+        "start": ("active", "active"),
         "resume": ("active", "active"),
         "pause": ("paused", "paused"),
         "update": ("paused", "paused"),
@@ -349,6 +351,7 @@ async def request(
         "get": ("GET", one),
         "update": ("PATCH", one),
         "delete": ("DELETE", one),
+        "start": ("POST", one + "/start"),
         "pause": ("POST", one + "/pause"),
         "resume": ("POST", one + "/resume"),
         "cancel": ("POST", one + "/cancel"),
@@ -500,8 +503,8 @@ async def test_round_trip(demo_client: httpx.AsyncClient, case: VendorCase) -> N
 
     # lifecycle: start a draft first, then pause (and edit while paused), resume, cancel
     plan: list[str] = []
-    if fetched["status"] == "draft" and "resume" in offered:
-        plan.append("resume")
+    if fetched["status"] == "draft" and "start" in offered:
+        plan.append("start")
     plan += [op for op in ("pause", "update", "resume", "cancel") if op in offered]
     for operation in plan:
         body = {"name": f"{case.vendor} renamed"} if operation == "update" else None
@@ -585,7 +588,10 @@ async def test_dialnexa_create_adds_its_recipients_as_leads(demo_client: httpx.A
     assert answer.status_code == 201, answer.text
     listed = await request(demo_client, DIALNEXA.connection, "recipients_list", answer.json()["id"])
     assert listed.status_code == 200, listed.text
-    assert [r["phone_number"] for r in listed.json()["data"]] == ["+14155550122", "+14155550123"]
+    assert [(r["phone_number"], r["name"]) for r in listed.json()["data"]] == [
+        ("+14155550122", "Cy"),
+        ("+14155550123", None),
+    ]
 
 
 # --- vendor_data --------------------------------------------------------------------------------

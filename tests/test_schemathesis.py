@@ -52,6 +52,7 @@ ROUTES = {  # (method, path template) of each canonical operation, as /openapi.j
     "get": ("GET", "/v1/campaigns/{id}"),
     "update": ("PATCH", "/v1/campaigns/{id}"),
     "delete": ("DELETE", "/v1/campaigns/{id}"),
+    "start": ("POST", "/v1/campaigns/{id}/start"),
     "pause": ("POST", "/v1/campaigns/{id}/pause"),
     "resume": ("POST", "/v1/campaigns/{id}/resume"),
     "cancel": ("POST", "/v1/campaigns/{id}/cancel"),
@@ -179,6 +180,8 @@ class Gateway:
 
 
 def vendor_answer(request: SentRequest) -> tuple[int, dict[str, str], bytes]:
+    if request.method == "GET" and request.url.endswith("/campaigns/cmp_1"):  # the get a create answers with
+        return json_answer(200, {"id": "cmp_1", "name": "Limits", "status": "draft"})
     if request.method == "GET":
         return json_answer(200, {"data": [], "total": 0, "limit": 20, "offset": 0})
     if request.url.endswith("/campaigns-leads"):
@@ -237,7 +240,7 @@ async def test_json_nested_too_deep_is_a_422_naming_the_body(gateway: Gateway) -
     # nesting the parser takes is passed on as given
     shallow = await gateway.client.post("/v1/campaigns", content=nested(20), headers=JSON)
     assert shallow.status_code == 201, shallow.text
-    assert len(gateway.vendor.sent) == 1
+    assert [r.method for r in gateway.vendor.sent] == ["POST", "GET"]  # the create, and the get it answers with
 
 
 async def test_more_than_1000_recipients_is_a_422_and_1000_are_taken(gateway: Gateway) -> None:

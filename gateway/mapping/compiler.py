@@ -20,6 +20,7 @@ from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_reques
 from gateway.mapping.response import Shapes, compile_response
 from gateway.mapping.spec import FanOutSpec, MapSpec, OperationSpec
 from gateway.mapping.transforms import Enum, Fn, MapError
+from gateway.mapping.vendor_errors import FieldErrors, compile_field_errors
 
 Loc = tuple[str | int, ...]
 
@@ -34,6 +35,7 @@ RESULT_KINDS: dict[str, str] = {
     "recipients_list": "recipient_page",
     "recipients_add": "recipients_added",
     "delete": "empty",
+    "start": "campaign",
 }
 # What a request may read, besides the canonical body: the rest of the context the engine builds.
 _CONTEXT: dict[str, frozenset[str] | None] = {
@@ -95,6 +97,8 @@ class CompiledOperation:
     parse_response: Callable[[Any, dict[str, Any], bool], Any]
     fields: FieldPlan | None = None  # operations with a canonical body
     steps: list[Step] = field(default_factory=list)
+    # (vendor body field, canonical field it carries): to name a refused field as the client knows it
+    vendor_fields: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 @dataclass
@@ -107,8 +111,10 @@ class VendorMap:
     auth_headers: dict[str, str]
     auth_query: dict[str, str]
     error_message: Fn
+    error_fields: FieldErrors
     error_codes: dict[int, str]
     operations: dict[str, CompiledOperation]
+    states: dict[str, list[str]]
     required_params: set[str]
     required_credentials: set[str]
     digest: str = ""  # of the map file: a changed map means new clients on reload
@@ -146,6 +152,11 @@ def compile_map(spec: MapSpec) -> VendorMap:
     templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values()]
     templates += [op.request.path for op in spec.operations.values()]
     placeholders = [m for text in templates for m in PLACEHOLDER.findall(text)]
+    error_fields: FieldErrors = lambda _body: []  # noqa: E731 (replaced unless the section is broken)
+    try:
+        error_fields = compile_field_errors(spec.errors.fields, ("errors", "fields"))
+    except MapError as exc:
+        problems.append(exc)
     id_pattern = None
     try:
         id_pattern = re.compile(spec.id_pattern) if spec.id_pattern else None
@@ -162,8 +173,10 @@ def compile_map(spec: MapSpec) -> VendorMap:
         auth_headers=spec.auth.headers,
         auth_query=spec.auth.query,
         error_message=_compile_error_message(spec.errors.message),
+        error_fields=error_fields,
         error_codes=spec.errors.codes,
         operations=operations,
+        states={status: list(allowed) for status, allowed in spec.states.items()},
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
@@ -226,6 +239,11 @@ def _compile_operation(
         fan_out=fan_out,
         build_request=request.build,
         parse_response=parse,
+        vendor_fields=[
+            (target, found)
+            for target, source in request.body_pairs
+            if (found := _canonical(source, fan_out)) is not None
+        ],
     )
     return compiled, native
 

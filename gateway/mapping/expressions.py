@@ -56,6 +56,9 @@ class Compiled:
     fn: Callable[[Any], Any]
     consumed: list[Path] = field(default_factory=list)
     reads: list[tuple[Path, Loc]] = field(default_factory=list)  # each source path read, and where it is written
+    # (target path inside the built value, source path) for each value carried over whole: so a vendor's
+    # error naming a field it got can be named back by the canonical field it came from
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
@@ -75,9 +78,10 @@ def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
         source = _compile_each(source, spec["each"], (*loc, "each"), scope)
     if "pipe" in spec:
         fn, lossy = _compile_pipe(spec["pipe"], (*loc, "pipe"), scope, label)
-        source = Compiled(_chain(source.fn, fn), [] if lossy else source.consumed, source.reads)
+        kept = ([], []) if lossy else (source.consumed, source.pairs)
+        source = Compiled(_chain(source.fn, fn), kept[0], source.reads, kept[1])
     if "default" in spec:
-        source = Compiled(_with_default(source.fn, spec["default"]), source.consumed, source.reads)
+        source = Compiled(_with_default(source.fn, spec["default"]), source.consumed, source.reads, source.pairs)
     return source
 
 
@@ -88,6 +92,7 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
     entries: list[tuple[Path, Fn]] = []
     consumed: list[Path] = []
     reads: list[tuple[Path, Loc]] = []
+    pairs: list[tuple[Path, Path]] = []
     for target, expression in spec.items():
         try:
             target_path = parse_path(str(target), allow_every=False)
@@ -102,10 +107,11 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
         entries.append((target_path, compiled.fn))
         consumed.extend(compiled.consumed)
         reads.extend(compiled.reads)
+        pairs.extend(((*target_path, *inner), source) for inner, source in compiled.pairs)
     flat = [(path[0], fn) for path, fn in entries if len(path) == 1 and isinstance(path[0], str)]
     if len(flat) == len(entries):
-        return Compiled(_flat_builder(flat, omit_null), consumed, reads)
-    return Compiled(_nested_builder(entries, omit_null), consumed, reads)
+        return Compiled(_flat_builder(flat, omit_null), consumed, reads, pairs)
+    return Compiled(_nested_builder(entries, omit_null), consumed, reads, pairs)
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -156,7 +162,7 @@ def _compile_source(spec: dict[str, Any], loc: Loc, scope: Scope) -> Compiled:
         path = parse_path(spec["from"])
     except PathError as exc:
         raise MapError(str(exc), (*loc, "from")) from exc
-    return Compiled(compile_getter(path), [path], [(path, (*loc, "from"))])
+    return Compiled(compile_getter(path), [path], [(path, (*loc, "from"))], [((), path)])
 
 
 def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Compiled:
@@ -179,7 +185,10 @@ def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Co
 
     fn = first_present if kind == "coalesce" else joined
     return Compiled(
-        fn, [path for part in parts for path in part.consumed], [path for part in parts for path in part.reads]
+        fn,
+        [path for part in parts for path in part.consumed],
+        [read for part in parts for read in part.reads],
+        [pair for part in parts for pair in part.pairs],
     )
 
 
@@ -195,7 +204,8 @@ def _compile_each(source: Compiled, spec: Any, loc: Loc, scope: Scope) -> Compil
 
     consumed = [(*base, EVERY, *sub) for base in source.consumed for sub in item.consumed]
     reads = source.reads + [((*base, EVERY, *sub), where) for base, _ in source.reads for sub, where in item.reads]
-    return Compiled(each, consumed, reads)
+    pairs = [((EVERY, *inner), (*base, EVERY, *sub)) for _, base in source.pairs for inner, sub in item.pairs]
+    return Compiled(each, consumed, reads, pairs)
 
 
 def _compile_pipe(steps: Any, loc: Loc, scope: Scope, label: str) -> tuple[Fn, bool]:

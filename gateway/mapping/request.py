@@ -40,6 +40,7 @@ class CompiledRequest:
     reads: list[tuple[Path, Loc]]
     query_consumed: list[Path]
     json_object: bool  # the body is a field map: an object that vendor_options can be merged into
+    body_pairs: list[tuple[Path, Path]]  # (path in the JSON body, context path it carries whole)
 
 
 def path_of(text: str, loc: Loc) -> Path:
@@ -88,6 +89,7 @@ def compile_request(spec: RequestSpec, loc: Loc, scope: Scope) -> CompiledReques
         reads=[*((p, (*loc, "path")) for p in placeholders), *(r for piece in pieces for r in piece.reads)],
         query_consumed=query.consumed,
         json_object=spec.body is not None,
+        body_pairs=body.pairs if body is not None else [],
     )
 
 

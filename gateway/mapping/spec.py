@@ -10,12 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.models import Status
+
 OperationName = Literal[
     "create",
     "get",
     "list",
     "update",
     "delete",
+    "start",
     "pause",
     "resume",
     "cancel",
@@ -48,11 +51,33 @@ class EnumSpec(Spec):
     ignore_case: bool = False
 
 
+class FieldErrorSpec(Spec):
+    """Where a vendor's error body names the fields it refused, as (field, message) pairs. One form:
+
+    ``object`` (keys are fields, values a message or a list of them); ``items`` (a list of objects,
+    each read with ``field`` and ``message``); ``field`` + ``message`` (one pair in the body); or
+    ``text`` + ``pattern`` (a regular expression with the groups ``field`` and ``message``).
+    """
+
+    object: str | None = Field(default=None, description="Path to an object of field -> message(s)")
+    items: str | None = Field(default=None, description="Path to a list of objects, each naming a field")
+    field: str | None = Field(default=None, description="Path (in each item, or in the body) to the field name")
+    message: str | None = Field(default=None, description="Path (in each item, or in the body) to the message")
+    text: str | None = Field(default=None, description="Path to a text naming the field (with `pattern`)")
+    pattern: str | None = Field(default=None, description="Regex over `text` with groups `field` and `message`")
+    drop: list[str] = Field(default=[], description="Leading field steps that are no field (FastAPI's `body`)")
+
+
 class ErrorSpec(Spec):
     message: list[str] = Field(
         default=["message", "error.message", "error", "detail"], description="Paths tried in turn"
     )
     codes: dict[int, str] = Field(default={}, description="Upstream HTTP status -> canonical error code overrides")
+    fields: list[FieldErrorSpec] = Field(
+        default=[],
+        description="Where the vendor names refused fields; they are named back by the canonical field they came "
+        "from (tried in turn; the first form that finds any wins)",
+    )
 
 
 class PartSpec(Spec):
@@ -150,3 +175,8 @@ class MapSpec(Spec):
     enums: dict[str, EnumSpec] = {}
     shapes: dict[str, dict[str, Any]] = {}
     operations: dict[OperationName, OperationSpec]
+    states: dict[Status, list[OperationName]] = Field(
+        default={},
+        description="Canonical status -> the operations the vendor allows from it; a vendor 409 on one it does "
+        "not allow is answered as invalid_state, naming the status and what it allows",
+    )

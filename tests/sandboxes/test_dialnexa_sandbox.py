@@ -25,7 +25,8 @@ CREATED_KEYS = {
     "created_at",
 }
 COUNTER_KEYS = {"total_leads", "completed_calls", "pending_calls"}
-LEAD_KEYS = {"id", "phone_number", "campaign_id", "status", "notes", "call_log_id", "created_at"}
+# the documented lead answer, plus the name it was given (an assumption: see mappings/generic.yaml)
+LEAD_KEYS = {"id", "name", "phone_number", "campaign_id", "status", "notes", "call_log_id", "created_at"}
 
 
 def campaign_body(**changes: Any) -> dict[str, Any]:
