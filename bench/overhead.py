@@ -113,7 +113,7 @@ class Settings:
     warmup_s: int
     pin: bool
     spread: int
-    log_level: str = "info"
+    log_level: str = "both"
     workers: int = 1
     workdir: Path = Path()
 
@@ -188,11 +188,10 @@ def sandbox_gets(sandbox: Server) -> int:
 # --------------------------------------------------------------------------- setup
 
 
-def write_config(workdir: Path, upstream_port: int, log_level: str = "info") -> tuple[Path, str]:
-    """A bench config and the one key it accepts."""
-    key = "cgw_" + secrets.token_urlsafe(32)
+def write_config(workdir: Path, upstream_port: int, log_level: str, key: str) -> Path:
+    """A bench config (named by its log level) accepting ``key``."""
     digest = hashlib.sha256(key.encode()).hexdigest()
-    config = workdir / "config.yaml"
+    config = workdir / f"config-{log_level}.yaml"
     config.write_text(
         f"""\
 mappings_dir: {json.dumps(str(ROOT / "mappings"))}
@@ -216,7 +215,7 @@ tenants:
         credentials: {{api_key: {VENDOR_KEY}}}
 """
     )
-    return config, key
+    return config
 
 
 def create_campaign(gateway: Server, key: str) -> str:
@@ -325,7 +324,7 @@ def measure(servers: dict[str, Server], target: Target, concurrency: int, settin
     result = run_wrk(server, target, concurrency, settings.duration_s, settings)
     measured = Measured(target, concurrency, result, sandbox_gets(sandbox) - calls_before)
     print(
-        f"  {target.name:<19} c={concurrency:<3} {result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+        f"  {target.name:<25} c={concurrency:<3} {result.rps:>9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
         f"p99 {result.p99_ms:7.2f} ms  {result.cpu_us_per_req:5.0f} us CPU/req  "
         f"upstream calls/req {per_request(measured):.2f}  errors {result.errors}",
         flush=True,
@@ -368,15 +367,22 @@ def version(name: str) -> str:
 
 COMPARED = (
     ("gateway-hit", "ceiling"),
+    ("gateway-hit-quiet", "ceiling"),
     ("gateway-miss", "proxy-ceiling"),
     ("gateway-miss-spread", "proxy-ceiling"),
+    ("gateway-miss-spread-quiet", "proxy-ceiling"),
+)
+# (path, its ceiling, the least req/s ratio at c=16, the most p50 at c=1 in ms: of its own, or added to the ceiling's)
+GOALS = (
+    ("gateway-hit", "ceiling", 0.80, 0.2, False),
+    ("gateway-miss-spread", "proxy-ceiling", 0.70, 1.0, True),
 )
 
 
 def print_table(results: list[Measured], settings: Settings) -> None:
     by_key = {(m.target.name, m.concurrency): m for m in results}
     header = (
-        f"{'path':<19} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>14} "
+        f"{'path':<25} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>14} "
         f"{'CPU us/req':>10} {'up calls/req':>12} {'errors':>6}"
     )
     print()
@@ -389,7 +395,7 @@ def print_table(results: list[Measured], settings: Settings) -> None:
             if ref is not None and ref.result.rps:
                 ratio = f"{m.result.rps / ref.result.rps:.2f}x {m.target.reference.split('-')[0]}"
             print(
-                f"{m.target.name:<19} {concurrency:>3} {m.result.rps:>8.0f} {m.result.p50_ms:>8.2f} "
+                f"{m.target.name:<25} {concurrency:>3} {m.result.rps:>8.0f} {m.result.p50_ms:>8.2f} "
                 f"{m.result.p99_ms:>8.2f} {ratio:>14} {m.result.cpu_us_per_req:>10.0f} "
                 f"{per_request(m):>12.2f} {m.result.errors:>6}"
             )
@@ -408,29 +414,51 @@ def print_table(results: list[Measured], settings: Settings) -> None:
         if a and b:
             added = (a.result.p50_ms - b.result.p50_ms) * 1000
             print(f"  added p50 at c={lowest}, {name} vs {reference}: {added:+.0f} us")
+    print_goals(by_key)
+
+
+def print_goals(by_key: dict[tuple[str, int], Measured]) -> None:
+    """Each target against its figure, with the access line on (as deployed) and off (-quiet)."""
+    print("targets:")
+    for base, reference, least_ratio, most_p50, added in GOALS:
+        for name in (base, f"{base}-quiet"):
+            busy, ceiling = by_key.get((name, 16)), by_key.get((reference, 16))
+            if busy and ceiling and ceiling.result.rps:
+                ratio = busy.result.rps / ceiling.result.rps
+                goal = f"target >= {least_ratio:.2f}x"
+                print(f"  {name} c=16: {ratio:.2f}x {reference} ({goal}) {_mark(ratio >= least_ratio)}")
+            alone, alone_ceiling = by_key.get((name, 1)), by_key.get((reference, 1))
+            if alone and alone_ceiling:
+                p50 = alone.result.p50_ms - (alone_ceiling.result.p50_ms if added else 0.0)
+                what = "added p50" if added else "p50"
+                print(f"  {name} c=1: {what} {p50:.3f} ms (target <= {most_p50} ms) {_mark(p50 <= most_p50)}")
+
+
+def _mark(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 # --------------------------------------------------------------------------- benchmark
 
 
-def targets(campaign_id: str, key: str, others: Sequence[str]) -> list[Target]:
-    """In run order: each gateway path right after its ceiling, so a ratio's two runs are adjacent."""
+def targets(campaign_id: str, key: str, others: Sequence[str], gateways: Sequence[str]) -> list[Target]:
+    """In run order: each gateway path right after its ceiling, so a ratio's two runs are adjacent.
+
+    ``gateways``: the gateway servers measured, "gateway" (as configured) and maybe "gateway-quiet"
+    (no access line), whose paths are named with a -quiet suffix.
+    """
     auth = f"Authorization: Bearer {key}"
     vendor_auth = f"Authorization: Bearer {VENDOR_KEY}"
     item, vendor_item = f"/v1/campaigns/{campaign_id}", f"/campaigns/{campaign_id}"
+    miss = (auth, "Cache-Control: no-cache")
+    spread = tuple(f"/v1/campaigns/{other}" for other in others)
+    suffix = {name: name.removeprefix("gateway") for name in gateways}
     return [
         Target("ceiling", "ceiling", item, (), upstream_calls=False),
-        Target("gateway-hit", "gateway", item, (auth,), reference="ceiling", upstream_calls=False),
+        *(Target(f"gateway-hit{suffix[g]}", g, item, (auth,), "ceiling", upstream_calls=False) for g in gateways),
         Target("proxy-ceiling", "proxy", vendor_item, ()),
-        Target("gateway-miss", "gateway", item, (auth, "Cache-Control: no-cache"), reference="proxy-ceiling"),
-        Target(
-            "gateway-miss-spread",
-            "gateway",
-            item,
-            (auth, "Cache-Control: no-cache"),
-            reference="proxy-ceiling",
-            spread=tuple(f"/v1/campaigns/{other}" for other in others),
-        ),
+        Target("gateway-miss", "gateway", item, miss, reference="proxy-ceiling"),
+        *(Target(f"gateway-miss-spread{suffix[g]}", g, item, miss, "proxy-ceiling", spread=spread) for g in gateways),
         Target("upstream-direct", "sandbox", vendor_item, (vendor_auth,)),
     ]
 
@@ -438,22 +466,22 @@ def targets(campaign_id: str, key: str, others: Sequence[str]) -> list[Target]:
 def run(settings: Settings) -> None:
     workdir = settings.workdir
     sandbox_port, gateway_port = free_port(), free_port()
-    config, key = write_config(workdir, sandbox_port, settings.log_level)
+    key = "cgw_" + secrets.token_urlsafe(32)
+    levels = {"gateway": "warning" if settings.log_level == "warning" else "info"}
+    if settings.log_level == "both":
+        levels["gateway-quiet"] = "warning"
     with ExitStack() as stack:
         sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
         sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, settings.pin))
         wait_until_serving(sandbox, "/_sandbox/calls")
-        gateway_args = [
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(gateway_port),
-            "--workers",
-            str(settings.workers),
-        ]
-        gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, settings.pin))
-        wait_until_serving(gateway, "/healthz")
+        gateways = {}
+        for name, level in levels.items():
+            port = gateway_port if name == "gateway" else free_port()
+            config = write_config(workdir, sandbox_port, level, key)
+            args = ["serve", "--config", str(config), "--port", str(port), "--workers", str(settings.workers)]
+            gateways[name] = stack.enter_context(cli_process(name, args, port, workdir, settings.pin))
+            wait_until_serving(gateways[name], "/healthz")
+        gateway = gateways["gateway"]
 
         campaign_id = create_campaign(gateway, key)
         canonical = canonical_answer(gateway, key, campaign_id)
@@ -469,10 +497,11 @@ def run(settings: Settings) -> None:
         proxy_args = ["proxy", "--client", "aiohttp", "--upstream", sandbox.url]
         proxy_args += ["--header", f"Authorization: Bearer {VENDOR_KEY}", "--decode-json"]
         proxy = stack.enter_context(server_process("proxy", proxy_args, workdir, settings.pin))
-        servers = {"sandbox": sandbox, "gateway": gateway, "ceiling": ceiling, "proxy": proxy}
+        servers = {"sandbox": sandbox, **gateways, "ceiling": ceiling, "proxy": proxy}
 
-        plan = targets(campaign_id, key, others)
-        expected = {"ceiling": canonical, "gateway": canonical, "proxy": upstream_body, "sandbox": upstream_body}
+        plan = targets(campaign_id, key, others, list(gateways))
+        expected = {"ceiling": canonical, "proxy": upstream_body, "sandbox": upstream_body}
+        expected |= dict.fromkeys(gateways, canonical)
         for target in plan:
             check_body(servers[target.server], target.path, target.headers, expected[target.server])
 
@@ -482,8 +511,9 @@ def run(settings: Settings) -> None:
         )
         print(f"gateway pid {gateway.process.pid}, sandbox pid {sandbox.process.pid}")
         print(f"gateway-miss-spread cycles over {len(others)} campaigns created through the gateway")
-        access = "ON (one JSON line per request, to a file)" if settings.log_level == "info" else "OFF (level warning)"
-        print(f"gateway access log: {access}", flush=True)
+        for name, level in levels.items():
+            access = "ON (one JSON line per request, to a file)" if level == "info" else "OFF (level warning)"
+            print(f"{name} access log: {access}", flush=True)
         rss_before = rss_kib(gateway.process.pid)
         results = []
         started = time.monotonic()
@@ -518,7 +548,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--spread", type=int, default=256, help="campaigns gateway-miss-spread cycles over")
     parser.add_argument(
-        "--log-level", default="info", choices=["info", "warning"], help="warning: no access line per request"
+        "--log-level",
+        default="both",
+        choices=["both", "info", "warning"],
+        help="info: the access line on (as deployed); warning: off; both: a gateway of each, side by side",
     )
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args(argv)

@@ -6,8 +6,10 @@ than a cache hit); the few service endpoints (health, metrics, docs) go through 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
+import itertools
 import logging
 import time
 from typing import Any
@@ -18,6 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
 from gateway import cache, capability_table, idempotency, inbound, inspection
+from gateway.accesslog import AccessLog
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
@@ -51,14 +54,19 @@ MAX_HEADER_BYTES = 16 * 1024
 
 class GatewayApp:
     def __init__(
-        self, config: Config, transport_factory: TransportFactory | None = None, sandboxes: SandboxLink | None = None
+        self,
+        config: Config,
+        transport_factory: TransportFactory | None = None,
+        sandboxes: SandboxLink | None = None,
+        access: AccessLog | None = None,
     ) -> None:
         self._make_transport: TransportFactory = transport_factory or (lambda _connection: None)
         self.sandboxes = sandboxes or SandboxLink()
         self.runtime = build_runtime(config, self._make_transport, self.sandboxes)
         self.watcher = ConfigWatcher(config, self.apply_config)
         self.single_flight = cache.SingleFlight()
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(access)
+        self._sharing: asyncio.Task[None] | None = None
         redactor.update(config)
         self.openapi = orjson.dumps(build_openapi())
         self.service = Router(
@@ -92,7 +100,7 @@ class GatewayApp:
         current_record.set(record)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         try:
-            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            if sum(map(len, itertools.chain.from_iterable(scope["headers"]))) > MAX_HEADER_BYTES:
                 raise HeadersTooLarge(f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
             matched = match(scope["method"], raw_path)
             if matched is None:
@@ -299,6 +307,9 @@ class GatewayApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.watcher.start()
+                self._sharing = asyncio.get_running_loop().create_task(
+                    self.telemetry.share(lambda: _circuits(self.runtime))
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -307,7 +318,10 @@ class GatewayApp:
 
     async def aclose(self) -> None:
         await self.watcher.stop()
+        if self._sharing is not None:
+            self._sharing.cancel()
         await close_runtime(self.runtime)
+        self.telemetry.close()
 
 
 def _circuits(runtime: Runtime) -> dict[str, str]:

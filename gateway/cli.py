@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes: a number, or auto (one per core it may use)"
+    )
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate the config and every map")
@@ -244,6 +246,14 @@ def _schema(_args: argparse.Namespace) -> int:
 
     print(json.dumps(MapSpec.model_json_schema(), indent=2))
     return 0
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("a number of workers (1 or more), or auto")
+    return int(text)
 
 
 def _duration(text: str) -> timedelta:

@@ -106,6 +106,13 @@ class LoggingSpec(Strict):
     format: Literal["auto", "json", "text"] = Field(
         default="auto", description="auto: readable text at a terminal, JSON lines otherwise"
     )
+    flush_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=60,
+        description="Access lines are written in batches at least this often (and all at shutdown); "
+        "a crash loses at most this much",
+    )
 
 
 class MetricsSpec(Strict):

@@ -47,12 +47,13 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
     name = header_text(requested) if requested else tenant.default_connection
-    known = ", ".join(sorted(tenant.connections)) or "none"
-    if name is None:
-        raise UnknownConnection(f"no X-Connection header and no default connection; yours are: {known}")
-    connection = tenant.connections.get(name)
+    connection = tenant.connections.get(name) if name is not None else None
     if connection is None:
-        raise UnknownConnection(f"unknown connection '{name}'; yours are: {known}")
+        known = ", ".join(sorted(tenant.connections)) or "none"
+        said = (
+            f"unknown connection '{name}'" if name is not None else "no X-Connection header and no default connection"
+        )
+        raise UnknownConnection(f"{said}; yours are: {known}")
     return connection
 
 

@@ -34,6 +34,10 @@ class SecretFilter(logging.Filter):
                 text = text.replace(secret, MASK)
         return text
 
+    def mask_bytes(self, line: bytes) -> bytes:
+        """``mask`` for a rendered line; free when no credential is long enough to mask."""
+        return self.mask(line.decode()).encode() if self.secrets else line
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True

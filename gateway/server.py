@@ -12,7 +12,7 @@ from gateway import redact
 from gateway.app import GatewayApp
 from gateway.config import default_config_path, load_config
 from gateway.sandboxing import SandboxLink
-from gateway.telemetry import configure_logging
+from gateway.telemetry import access_writer, configure_logging
 
 
 def app_from_environment() -> GatewayApp:
@@ -26,7 +26,8 @@ def app_from_environment() -> GatewayApp:
             print(problem, file=sys.stderr)
         raise SystemExit(1)
     redact.install(configure_logging(config.logging.level, config.logging.format))
-    return GatewayApp(config, sandboxes=SandboxLink.from_environment())
+    access = access_writer(config.logging, redact.redactor.mask_bytes)
+    return GatewayApp(config, sandboxes=SandboxLink.from_environment(), access=access)
 
 
 class WorkerSupervisor(Multiprocess):

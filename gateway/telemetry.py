@@ -6,22 +6,27 @@ add its own time and status to it without being handed the record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from gateway.accesslog import AccessLog, json_line
+from gateway.config import LoggingSpec
+from gateway.metrics import SNAPSHOT_SECONDS, Definition, Metrics
 
 access_log = logging.getLogger("gateway.access")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS_ENV = "GATEWAY_METRICS_DIR"  # the folder workers share their metrics in (set by serve --workers)
 
 
 @dataclass(slots=True)
@@ -58,7 +63,7 @@ class RequestRecord:
 
     def log_fields(self) -> dict[str, Any]:
         return {
-            "time": _iso(datetime.now(UTC)),
+            "time": _clock.now(),
             "request_id": self.request_id,
             "method": self.method,
             "path": self.path,
@@ -92,85 +97,96 @@ class AccessRecord(logging.LogRecord):
 current_record: ContextVar[RequestRecord | None] = ContextVar("current_record", default=None)
 
 
-class Telemetry:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        if os.environ.get(MULTIPROCESS_ENV):
-            multiprocess.MultiProcessCollector(self.registry)
-            metrics_registry = None  # values live in the shared folder; the collector sums the workers
-        else:
-            metrics_registry = self.registry
-        request_labels = ["tenant", "connection", "vendor", "operation", "status"]
-        self.requests = Counter("gateway_requests", "Requests answered", request_labels, registry=metrics_registry)
-        timed = ["vendor", "operation"]
-        self.latency = _histogram("gateway_request_duration_seconds", "Time to answer", timed, metrics_registry)
-        self.upstream_latency = _histogram(
-            "gateway_upstream_duration_seconds", "Time spent waiting for the vendor", timed, metrics_registry
-        )
-        self.overhead = _histogram(
-            "gateway_overhead_duration_seconds", "The gateway's own time (total - upstream)", timed, metrics_registry
-        )
-        self.cache_results = Counter(
-            "gateway_cache", "Cache results of cacheable reads", ["result"], registry=metrics_registry
-        )
-        self.upstream_errors = Counter(
-            "gateway_upstream_errors", "Vendor faults by kind", ["vendor", "code"], registry=metrics_registry
-        )
-        self.retries = Counter("gateway_upstream_retries", "Upstream retries", ["vendor"], registry=metrics_registry)
-        self.dropped = Counter(
-            "gateway_dropped_fields",
-            "Canonical fields left out of lenient writes because the vendor cannot carry them",
-            ["vendor", "field"],
-            registry=metrics_registry,
-        )
-        self.circuit_open = Gauge(
-            "gateway_circuit_open",
-            "1 while a connection's circuit breaker is open",
-            ["connection"],
-            registry=metrics_registry,
-            multiprocess_mode="max",
-        )
-        self._children: dict[tuple[Any, ...], Any] = {}
+TIMED = ("vendor", "operation")
+DEFINITIONS = [
+    Definition(
+        "gateway_requests", "Requests answered", ("tenant", "connection", "vendor", "operation", "status"), "counter"
+    ),
+    Definition("gateway_request_duration_seconds", "Time to answer", TIMED, "histogram", LATENCY_BUCKETS),
+    Definition(
+        "gateway_upstream_duration_seconds", "Time spent waiting for the vendor", TIMED, "histogram", LATENCY_BUCKETS
+    ),
+    Definition(
+        "gateway_overhead_duration_seconds",
+        "The gateway's own time (total - upstream)",
+        TIMED,
+        "histogram",
+        LATENCY_BUCKETS,
+    ),
+    Definition("gateway_cache", "Cache results of cacheable reads", ("result",), "counter"),
+    Definition("gateway_upstream_errors", "Vendor faults by kind", ("vendor", "code"), "counter"),
+    Definition("gateway_upstream_retries", "Upstream retries", ("vendor",), "counter"),
+    Definition(
+        "gateway_dropped_fields",
+        "Canonical fields left out of lenient writes because the vendor cannot carry them",
+        ("vendor", "field"),
+        "counter",
+    ),
+    Definition("gateway_circuit_open", "1 while a connection's circuit breaker is open", ("connection",), "gauge"),
+]
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """A labelled child, looked up once per label set: prometheus_client's labels() takes a lock."""
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+
+class Telemetry:
+    """Each answered request, counted (plain dicts: see gateway/metrics.py) and logged (gateway/accesslog.py)."""
+
+    def __init__(self, access: AccessLog | None = None) -> None:
+        self.metrics = Metrics(DEFINITIONS, os.environ.get(MULTIPROCESS_ENV))
+        self.access = access
+        tables = self.metrics.tables
+        self._requests, self._cache = tables["gateway_requests"], tables["gateway_cache"]
+        self._errors, self._retries = tables["gateway_upstream_errors"], tables["gateway_upstream_retries"]
+        self._dropped, self._circuits = tables["gateway_dropped_fields"], tables["gateway_circuit_open"]
 
     def record(self, record: RequestRecord) -> None:
         vendor, operation = record.vendor or "", record.operation or ""
-        status = str(record.status)
-        self._child(self.requests, record.tenant or "", record.connection or "", vendor, operation, status).inc()
-        self._child(self.latency, vendor, operation).observe(record.ms / 1000)
+        key = (record.tenant or "", record.connection or "", vendor, operation, str(record.status))
+        self._requests[key] = self._requests.get(key, 0.0) + 1
+        timed = (vendor, operation)
+        observe = self.metrics.observe
+        observe("gateway_request_duration_seconds", timed, record.ms / 1000)
         if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
-            self._child(self.upstream_latency, vendor, operation).observe(record.upstream_ms / 1000)
+            observe("gateway_upstream_duration_seconds", timed, record.upstream_ms / 1000)
         if record.vendor is not None:
-            self._child(self.overhead, vendor, operation).observe(max(0.0, record.ms - record.upstream_ms) / 1000)
+            observe("gateway_overhead_duration_seconds", timed, max(0.0, record.ms - record.upstream_ms) / 1000)
         if record.cache is not None:
-            self._child(self.cache_results, record.cache).inc()
+            self._cache[(record.cache,)] = self._cache.get((record.cache,), 0.0) + 1
         if record.retries:
-            self._child(self.retries, vendor).inc(record.retries)
-        for name in record.dropped or ():
-            self._child(self.dropped, vendor, name).inc()
+            self._retries[(vendor,)] = self._retries.get((vendor,), 0.0) + record.retries
         if record.error is not None and record.error.startswith("upstream_"):
-            self._child(self.upstream_errors, vendor, record.error).inc()
-        if access_log.isEnabledFor(logging.INFO):
-            # What .info() does, without walking the stack for a caller.
+            self._errors[(vendor, record.error)] = self._errors.get((vendor, record.error), 0.0) + 1
+        for name in record.dropped or ():
+            self._dropped[(vendor, name)] = self._dropped.get((vendor, name), 0.0) + 1
+        self.metrics.changed = True
+        if self.access is not None:
+            self.access.write(record.log_fields())
+        elif access_log.isEnabledFor(logging.INFO):
+            # Embedded (tests, tools): through logging, as any handler expects. What the serve
+            # command wires up is the AccessLog writer above, off the event loop.
             access_log.handle(AccessRecord(record.log_fields()))
 
     def set_circuits(self, states: dict[str, str]) -> None:
         for connection, state in states.items():
-            self._child(self.circuit_open, connection).set(1 if state == "open" else 0)
+            self._circuits[(connection,)] = 1.0 if state == "open" else 0.0
+        self.metrics.changed = True
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return self.metrics.exposition()
 
+    async def share(self, circuits: Callable[[], dict[str, str]]) -> None:
+        """With several workers: write this worker's values for the others, whenever they changed."""
+        if self.metrics.folder is None:
+            return
+        while True:
+            await asyncio.sleep(SNAPSHOT_SECONDS)
+            self.set_circuits(circuits())
+            if self.metrics.changed:
+                self.metrics.snapshot()
 
-def _histogram(name: str, documentation: str, labels: list[str], registry: CollectorRegistry | None) -> Histogram:
-    return Histogram(name, documentation, labels, registry=registry, buckets=LATENCY_BUCKETS)
+    def close(self) -> None:
+        """Shutdown: the last access lines written, the last values shared."""
+        if self.access is not None:
+            self.access.close()
+        self.metrics.snapshot()
 
 
 class AccessFormatter(logging.Formatter):
@@ -196,21 +212,26 @@ class AccessFormatter(logging.Formatter):
         if self.json_lines:
             return orjson.dumps(fields).decode()
         if "status" in fields:
-            who = f"{fields['tenant'] or '-'}/{fields['key'] or '-'}"
-            where = f"{fields['connection'] or '-'} {fields['operation'] or '-'}"
-            cache = f" cache={fields['cache']}" if fields["cache"] else ""
-            dropped = f" dropped={','.join(fields['dropped'])}" if fields.get("dropped") else ""
-            return (
-                f"{fields['time']} {fields['method']} {_printable(fields['path'])} {fields['status']} {who} {where}"
-                f"{cache}{dropped} {fields['ms']}ms (upstream {fields['upstream_ms']}ms) {fields['request_id']}"
-            )
+            return access_text(fields)
         text = f"{fields['time']} {fields['level'].upper()} {fields['logger']}: {fields['message']}"
         return text + ("\n" + fields["exception"] if "exception" in fields else "")
 
 
+def access_writer(spec: LoggingSpec, mask: Callable[[bytes], bytes]) -> AccessLog | None:
+    """The access-line writer a served worker uses (None when the level hides access lines)."""
+    if logging.getLevelName(spec.level.upper()) > logging.INFO:
+        return None
+    render = json_line if _json_lines(spec.format) else (lambda fields: (access_text(fields) + "\n").encode())
+    return AccessLog(sys.stderr.fileno(), render, mask, spec.flush_seconds)
+
+
+def _json_lines(fmt: str) -> bool:
+    return fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+
+
 def configure_logging(level: str, fmt: str) -> list[logging.Handler]:
     """Send every log line to stderr, as JSON lines or (``auto`` at a terminal) readable text."""
-    json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    json_lines = _json_lines(fmt)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(AccessFormatter(json_lines))
     root = logging.getLogger()
@@ -222,12 +243,41 @@ def configure_logging(level: str, fmt: str) -> list[logging.Handler]:
     return [handler]
 
 
+def access_text(fields: dict[str, Any]) -> str:
+    """An access line for people at a terminal."""
+    who = f"{fields['tenant'] or '-'}/{fields['key'] or '-'}"
+    where = f"{fields['connection'] or '-'} {fields['operation'] or '-'}"
+    cache = f" cache={fields['cache']}" if fields["cache"] else ""
+    dropped = f" dropped={','.join(fields['dropped'])}" if fields.get("dropped") else ""
+    return (
+        f"{fields['time']} {fields['method']} {_printable(fields['path'])} {fields['status']} {who} {where}"
+        f"{cache}{dropped} {fields['ms']}ms (upstream {fields['upstream_ms']}ms) {fields['request_id']}"
+    )
+
+
 def _printable(text: str) -> str:
     """Control characters shown as escapes: a path must not start a forged line or drive a terminal."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _Clock:
+    """The time as an access line writes it (UTC, milliseconds), formatting the seconds once per second."""
+
+    def __init__(self) -> None:
+        self._second, self._prefix = -1, ""
+
+    def now(self) -> str:
+        moment = time.time()
+        second = int(moment)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((moment - second) * 1000):03d}Z"
+
+
+_clock = _Clock()
 
 
 def _iso(moment: datetime) -> str:

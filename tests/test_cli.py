@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from gateway.cli import main
@@ -51,3 +53,13 @@ def test_sandbox_serves_one_vendor_on_loopback(tmp_path: Path) -> None:
 def test_sandbox_refuses_an_unknown_vendor(capsys) -> None:
     assert main(["sandbox", "--vendor", "nosuch", "--mappings", str(ROOT / "mappings")]) == 1
     assert "no sandbox for vendor 'nosuch'" in capsys.readouterr().err
+
+
+def test_serve_workers_auto_is_one_per_core_it_may_use() -> None:
+    from gateway.cli import _parser
+
+    assert _parser().parse_args(["serve", "--workers", "auto"]).workers == len(os.sched_getaffinity(0))
+    assert _parser().parse_args(["serve", "--workers", "3"]).workers == 3
+    for wrong in ("0", "-1", "many"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["serve", "--workers", wrong])

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+import signal
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -32,10 +33,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import GatewayApp
 from gateway.config import load_config
-from gateway.telemetry import AccessFormatter
+from gateway.telemetry import MULTIPROCESS_ENV, AccessFormatter
 from gateway.transport import TransportUnreachable
 from tests import processes
-from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, RedisServer, write_config
+from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, RedisServer, free_port, write_config
 from tests.fakes import Answer, json_answer
 
 SECRET = "sk_live_telemetry_SECRET_1a2b3c4d5e6f"
@@ -567,7 +568,7 @@ def serving(tmp_path: Path, config: Path, *extra: str) -> AbstractContextManager
         *extra,
         log_path=tmp_path / "serve.stderr",
         stdout_path=tmp_path / "serve.stdout",
-        drop_env=("PROMETHEUS_MULTIPROC_DIR",),
+        drop_env=(MULTIPROCESS_ENV,),
     )
 
 
@@ -602,31 +603,115 @@ LABELS = {
 
 
 def test_two_workers_share_their_metrics(tmp_path: Path) -> None:
-    """20 requests, each on its own connection (so both workers serve some); every scrape sums 20."""
+    """Requests of several label sets, each on its own connection (so both workers serve some): once the
+    workers have shared (at most a snapshot period later), every scrape on either worker counts each
+    label set exactly as often as it was requested."""
     config = shipped_config_copy(tmp_path)
+    made = {  # (connection, vendor, operation, path, status) -> requests made
+        ("voiso-sandbox", "voiso", "list", "/v1/campaigns", "200"): 20,
+        ("hamsa-sandbox", "hamsa", "get", "/v1/campaigns/00000000-0000-4000-8000-000000000000", "404"): 7,
+        ("dialnexa-sandbox", "dialnexa", "recipients_list", "/v1/campaigns/cmp_nope/recipients", "404"): 5,
+    }
     with serving(tmp_path, config, "--workers", "2") as (base_url, err_path):
-        for n in range(20):
-            headers = {**AUTH, "X-Connection": "voiso-sandbox", "X-Request-ID": f"mp-{n}", "Connection": "close"}
-            answer = httpx.get(base_url + "/v1/campaigns", headers=headers, timeout=10)
-            assert answer.status_code == 200, answer.text
+        n = 0
+        for (connection, _vendor, _operation, path, status), count in made.items():
+            for _ in range(count):
+                headers = {**AUTH, "X-Connection": connection, "X-Request-ID": f"mp-{n}", "Connection": "close"}
+                answer = httpx.get(base_url + path, headers=headers, timeout=10)
+                assert answer.status_code == int(status), answer.text
+                n += 1
+
+        def counted(samples: Samples) -> dict[tuple[str, ...], float]:
+            return {
+                key: value(
+                    samples,
+                    "gateway_requests_total",
+                    tenant="demo",
+                    connection=key[0],
+                    vendor=key[1],
+                    operation=key[2],
+                    status=key[4],
+                )
+                for key in made
+            }
+
+        deadline = time.monotonic() + 5
+        while counted(parse_metrics(httpx.get(base_url + "/metrics", timeout=10).text)) != made:
+            assert time.monotonic() < deadline, "the workers' metrics did not add up within 5 s"
+            time.sleep(0.1)
         for _ in range(6):  # separate connections: the scrapes land on either worker
             response = httpx.get(base_url + "/metrics", headers={"Connection": "close"}, timeout=10)
             assert response.status_code == 200, response.text
             samples = parse_metrics(response.text)
-            assert value(samples, "gateway_requests_total", **LABELS) == 20, response.text
+            assert counted(samples) == made, response.text
             timed = {"vendor": "voiso", "operation": "list"}
             assert value(samples, "gateway_request_duration_seconds_count", **timed) == 20
+            assert value(samples, "gateway_request_duration_seconds_bucket", **timed, le="+Inf") == 20
             hits, misses = (
                 value(samples, "gateway_cache_total", result="HIT"),
                 value(samples, "gateway_cache_total", result="MISS"),
             )
-            assert hits + misses == 20
-            assert 1 <= misses <= 2, "each worker has its own memory cache: one miss per worker at most"
-        wait_for_line(err_path, lambda line: '"request_id":"mp-19"' in line)
+            assert hits + misses == sum(made.values())
+        wait_for_line(err_path, lambda line: f'"request_id":"mp-{n - 1}"' in line)
     log = err_path.read_text()
     assert log.count("Started server process") >= 2, log
-    assert sum(1 for n in range(20) if f'"request_id":"mp-{n}"' in log) == 20
+    assert sum(1 for i in range(n) if f'"request_id":"mp-{i}"' in log) == n
     assert DEMO_KEY not in log and "sandbox-key" not in log
+
+
+ACCESS_FIELDS = {
+    "time",
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "tenant",
+    "key",
+    "connection",
+    "vendor",
+    "operation",
+    "upstream_status",
+    "cache",
+    "error",
+    "ms",
+    "upstream_ms",
+    "retries",
+    "dropped",
+}
+
+
+def test_every_request_of_a_burst_has_one_access_line_even_across_sigterm(tmp_path: Path) -> None:
+    """200 concurrent requests, then SIGTERM at once: the buffered access lines are all written, one each.
+
+    The writer's timer is set far beyond the test, so only the shutdown's flush can write them."""
+    config = shipped_config_copy(tmp_path, logging={"level": "info", "format": "json", "flush_seconds": 60})
+    log_path = tmp_path / "serve.stderr"
+    port = free_port()
+    process = processes.start_gateway("serve", "--config", str(config), "--port", str(port), log_path=log_path)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        processes.wait_for_http(base_url + "/healthz", process, log_path)
+
+        async def burst() -> list[int]:
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+                answers = await asyncio.gather(
+                    *(client.get("/v1/campaigns", headers={**AUTH, "X-Request-ID": f"burst-{n}"}) for n in range(200))
+                )
+            return [answer.status_code for answer in answers]
+
+        assert asyncio.run(burst()) == [200] * 200
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then raises the signal again for its default exit status
+        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in log_path.read_text()
+    finally:
+        processes.stop(process)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if '"request_id":"burst-' in line]
+    assert sorted(line["request_id"] for line in lines) == sorted(f"burst-{n}" for n in range(200))
+    for line in lines:
+        assert set(line) == ACCESS_FIELDS, line
+        assert (line["status"], line["operation"], line["tenant"]) == (200, "list", "demo")
 
 
 def test_log_format_text_from_config(tmp_path: Path) -> None:
