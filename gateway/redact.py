@@ -11,12 +11,14 @@ import logging
 from gateway.config import Config
 
 MASK = "[redacted]"
+_MASK_BYTES = MASK.encode()
 
 
 class SecretFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: tuple[str, ...] = ()
+        self._secret_bytes: tuple[bytes, ...] = ()
 
     def update(self, config: Config) -> None:
         found = {
@@ -27,6 +29,7 @@ class SecretFilter(logging.Filter):
         }
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = tuple(sorted(found, key=len, reverse=True))
+        self._secret_bytes = tuple(secret.encode() for secret in self.secrets)
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
@@ -35,8 +38,11 @@ class SecretFilter(logging.Filter):
         return text
 
     def mask_bytes(self, line: bytes) -> bytes:
-        """``mask`` for a rendered line; free when no credential is long enough to mask."""
-        return self.mask(line.decode()).encode() if self.secrets else line
+        """``mask`` for a rendered (UTF-8) line, without decoding it."""
+        for secret in self._secret_bytes:
+            if secret in line:
+                line = line.replace(secret, _MASK_BYTES)
+        return line
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
