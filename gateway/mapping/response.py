@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway import models
+from gateway.mapping import computed
 from gateway.mapping.canonical import inner_model, parse_field
 from gateway.mapping.expressions import Compiled, Scope, compile_expression
 from gateway.mapping.paths import compile_getter, without_paths
@@ -88,6 +89,13 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
         else None
     )
     gateway_paging = op.paging == "gateway"
+    counted = computed.uses_index(shapes.specs.get(response.shape))
+
+    def shaped(position: int, item: Any, include: bool) -> dict[str, Any]:
+        if not counted:
+            return shape(_object(item), include)
+        with computed.element(position):  # the item's place in the vendor's whole list
+            return shape(_object(item), include)
 
     def parse_page(body: Any, context: dict[str, Any], include: bool) -> Page:
         doc = unwrap(body)
@@ -105,7 +113,7 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
             page_items, count = found, total(doc) if total else None
             more = offset + len(found) < count if isinstance(count, int) else len(found) >= limit > 0
             cursor = str(offset + len(found)) if more and found else None
-        return Page([shape(_object(item), include) for item in page_items], cursor)
+        return Page([shaped(offset + i, item, include) for i, item in enumerate(page_items)], cursor)
 
     return parse_page
 

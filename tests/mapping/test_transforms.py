@@ -43,6 +43,12 @@ def test_the_closed_set_of_transforms() -> None:
         "digits",
         "utc",
         "hhmm",
+        "epoch",
+        "from_epoch",
+        "time_of_day",
+        "from_time_of_day",
+        "strftime",
+        "strptime",
         "country_code",
         "national_number",
         "add",
@@ -51,8 +57,11 @@ def test_the_closed_set_of_transforms() -> None:
         "first",
         "list",
         "flatten",
+        "where",
         "count",
         "keys",
+        "parse_json",
+        "get",
         "present",
         "csv",
     }
@@ -60,12 +69,22 @@ def test_the_closed_set_of_transforms() -> None:
 
 def test_transform_flags() -> None:
     scalar = {name for name, t in TRANSFORMS.items() if t.scalar}
-    assert {"first", "list", "flatten", "count", "keys", "present", "csv"}.isdisjoint(scalar)
-    assert {name for name, t in TRANSFORMS.items() if t.lossy} == {"count", "keys", "present"}
+    assert {"first", "list", "flatten", "where", "count", "keys", "parse_json", "get", "present", "csv"}.isdisjoint(
+        scalar
+    )
+    assert {name for name, t in TRANSFORMS.items() if t.lossy} == {"where", "count", "keys", "parse_json", "present"}
     assert {name for name, t in TRANSFORMS.items() if t.needs_arg} == {
+        "epoch",
+        "from_epoch",
+        "time_of_day",
+        "from_time_of_day",
+        "strftime",
+        "strptime",
         "add",
         "enum",
         "vendor_enum",
+        "where",
+        "get",
         "present",
         "csv",
     }
@@ -281,7 +300,7 @@ def test_failed_conversion_lenient_is_null_strict_raises() -> None:
     with pytest.raises(TranslationError) as caught:
         piped("hhmm", strict=True)("<string>")
     assert caught.value.field == "v"
-    assert "not a time of day" in caught.value.message
+    assert caught.value.message == 'expected a time of day "HH:MM" or "HH:MM:SS", got \'<string>\''
 
 
 def test_a_non_text_value_is_a_translation_error_not_a_crash() -> None:
