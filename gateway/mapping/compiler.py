@@ -2,7 +2,7 @@
 
 Problems are collected, not raised one at a time, so ``gateway check`` names every one in a
 file. Canonical names a map writes (sources under ``body.``, ``required``, ``unsupported``,
-step ``carries``, shape targets) are checked against the canonical models.
+``unconverted``, step ``carries``, shape targets) are checked against the canonical models.
 """
 
 from __future__ import annotations
@@ -307,12 +307,17 @@ def _plan_fields(
             continue
         steps, composed, needs = _link_steps(name, spec, model, native, required, problems)
         sent = set(native[name]) | set(composed)
-        for i, text in enumerate(op.unsupported):
+        listed = [(text, (*loc, "unsupported", i)) for i, text in enumerate(op.unsupported)]
+        listed += [(text, (*loc, "unconverted", text)) for text in op.unconverted]
+        notes: dict[Path, str] = {}
+        for text, where in listed:
             path, problem = parse_field(text, model)
             if problem is None and path is not None and any(leaf in sent for leaf in covered_by(path, model)):
-                problem = f"{text!r} is listed as unsupported, but the map sends it"
+                problem = f"{text!r} is listed as {where[2]}, but the map sends it"
             if problem is not None:
-                problems.append(MapError(problem, (*loc, "unsupported", i)))
+                problems.append(MapError(problem, where))
+            elif path is not None and text in op.unconverted:
+                notes[path] = op.unconverted[text]
         for i, path in enumerate(required[name]):
             if not any(leaf in sent for leaf in covered_by(path, model)):
                 problems.append(
@@ -320,7 +325,7 @@ def _plan_fields(
                 )
         unsupported = [leaf for leaf in leaves(model) if leaf not in sent]
         own = [Requirement(path) for path in required[name]]
-        compiled.fields = FieldPlan(native[name], composed, unsupported, own + needs)
+        compiled.fields = FieldPlan(native[name], composed, unsupported, own + needs, notes)
         compiled.steps = steps
 
 

@@ -128,6 +128,12 @@ class OperationSpec(Spec):
         description="Canonical body fields the vendor cannot carry, for readers: `check` verifies that the "
         "request indeed never sends them (any field the map does not send is unsupported anyway)",
     )
+    unconverted: dict[str, str] = Field(
+        default={},
+        description="Canonical body fields the vendor has a related field for that this map cannot convert to, "
+        "each with a note naming it and why (e.g. max_concurrent_calls: 'dial_level is a ratio, not a number of "
+        "calls'); refused or dropped like any unsupported field, and the refusal quotes the note",
+    )
     then: list[StepSpec] = Field(
         default=[],
         description="Operations run after this one, on the id it answered, each carrying some of its fields",

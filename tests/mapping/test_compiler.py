@@ -225,6 +225,51 @@ def test_operation_flags_and_defaults() -> None:
     assert ops["delete"].parse_response({"anything": 1}, {}, True) is None
 
 
+def test_a_refusal_says_whether_the_vendor_or_the_map_lacks_the_field() -> None:
+    create = {
+        "request": {"method": "POST", "path": "/c", "body": {"name": "body.name"}},
+        "response": {"shape": "campaign"},
+        "unconverted": {"max_concurrent_calls": "dial_level is a ratio, not a number of calls", "schedule": "a cron"},
+    }
+    plan = compile_spec(spec(operations={"create": create})).operations["create"].fields
+    assert plan is not None
+    body = {
+        "name": "n",
+        "max_concurrent_calls": 3,
+        "webhook_url": "https://h.example",
+        "schedule": {"days": ["monday"]},
+    }
+    assert plan.apply(body, False, "acme").problems == [
+        {
+            "field": "schedule.days",
+            "message": "acme has a related field, but the map has no conversion to it: a cron",
+        },
+        {
+            "field": "max_concurrent_calls",
+            "message": "acme has a related field, but the map has no conversion to it: "
+            "dial_level is a ratio, not a number of calls",
+        },
+        {"field": "webhook_url", "message": "acme has no equivalent for this field"},
+    ]
+    lenient = plan.apply(body, True, "acme")
+    assert (lenient.problems, lenient.dropped) == ([], ["schedule.days", "max_concurrent_calls", "webhook_url"])
+
+
+def test_unconverted_fields_are_checked_like_unsupported_ones() -> None:
+    create = {
+        "request": {"method": "POST", "path": "/c", "body": {"name": "body.name"}},
+        "response": {"shape": "campaign"},
+    }
+    error = compile_error(spec(operations={"create": {**create, "unconverted": {"name": "no"}}}))
+    assert (error.loc, error.message) == (
+        ("operations", "create", "unconverted", "name"),
+        "'name' is listed as unconverted, but the map sends it",
+    )
+    error = compile_error(spec(operations={"create": {**create, "unconverted": {"max_concurent_calls": "x"}}}))
+    assert error.loc == ("operations", "create", "unconverted", "max_concurent_calls")
+    assert "did you mean 'max_concurrent_calls'?" in error.message
+
+
 def test_bad_required_and_unsupported_paths_loc() -> None:
     create = {"request": {"method": "POST", "path": "/c"}, "response": {"shape": "campaign"}}
     error = compile_error(spec(operations={"create": {**create, "required": ["name", "a..b"]}}))
