@@ -122,9 +122,9 @@ def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor
             vendor=vendor,
             details=[{"field": field_name, "message": exc.message}],
         ) from exc
-    body = context["body"]
-    if isinstance(request.json, dict) and body and body.get("vendor_options"):
-        request.json.update(_deep_merge(request.json, body["vendor_options"]))
+    body, target = context["body"], operation.options_at(request.json)
+    if isinstance(target, dict) and body and body.get("vendor_options"):
+        target.update(_deep_merge(target, body["vendor_options"]))
     return request
 
 

@@ -7,6 +7,7 @@ file. Canonical names a map writes (sources under ``body.``, ``required``, ``uns
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class CompiledOperation:
     fan_out: FanOut | None
     build_request: Callable[[dict[str, Any]], UpstreamRequest]
     parse_response: Callable[[Any, dict[str, Any], bool], Any]
+    options_at: Fn  # the object of the JSON body the client's vendor_options are merged into
     fields: FieldPlan | None = None  # operations with a canonical body
     steps: list[Step] = field(default_factory=list)
 
@@ -114,12 +116,23 @@ class VendorMap:
     digest: str = ""  # of the map file: a changed map means new clients on reload
     # Per operation with a body: each canonical field native, composed or unsupported, and what is required.
     capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    auth_basic: tuple[str, str] | None = None  # username and password templates
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
         headers = {name: render_template(value, context) for name, value in self.auth_headers.items()}
         query = {name: render_template(value, context) for name, value in self.auth_query.items()}
+        for token in self.encoded_secrets(credentials, params):
+            headers["Authorization"] = f"Basic {token}"
         return headers, query
+
+    def encoded_secrets(self, credentials: dict[str, str], params: dict[str, str]) -> list[str]:
+        """Credentials as they travel encoded (basic auth's base64), to be masked like the credentials themselves."""
+        if self.auth_basic is None:
+            return []
+        context = {"credentials": credentials, "params": params}
+        username, password = (render_template(template, context) for template in self.auth_basic)
+        return [base64.b64encode(f"{username}:{password}".encode()).decode()]
 
 
 def compile_map(spec: MapSpec) -> VendorMap:
@@ -143,7 +156,10 @@ def compile_map(spec: MapSpec) -> VendorMap:
         except MapError as exc:
             problems.append(exc)
     _plan_fields(spec, operations, native, problems)
-    templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values()]
+    basic = (spec.auth.basic.username, spec.auth.basic.password) if spec.auth.basic else None
+    if basic and any(name.lower() == "authorization" for name in spec.auth.headers):
+        problems.append(MapError("auth has basic and an Authorization header: choose one", ("auth", "basic")))
+    templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values(), *(basic or ())]
     templates += [op.request.path for op in spec.operations.values()]
     placeholders = [m for text in templates for m in PLACEHOLDER.findall(text)]
     id_pattern = None
@@ -167,6 +183,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
+        auth_basic=basic,
     )
 
 
@@ -226,8 +243,18 @@ def _compile_operation(
         fan_out=fan_out,
         build_request=request.build,
         parse_response=parse,
+        options_at=_options_at(op.request.vendor_options, (*loc, "request", "vendor_options")),
     )
     return compiled, native
+
+
+def _options_at(text: str | None, loc: Loc) -> Fn:
+    if text is None:
+        return lambda body: body
+    path = path_of(text, loc)
+    if EVERY in path:
+        raise MapError("vendor_options goes into one object: a path without [*]", loc)
+    return compile_getter(path)
 
 
 def _compile_fan_out(

@@ -76,6 +76,11 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
     if op.fan_out and response.shape is None:
         # Each call's answer is kept whole; the engine counts what was accepted.
         return lambda body, _context, _include: unwrap(body)
+    if kind == "campaign" and op.refetch and response.shape is None:
+        # The answer says nothing the map reads (e.g. {"data": null}): a fresh get of the same id answers.
+        if "{id}" not in op.request.path:
+            raise MapError("refetch without a shape needs {id} in the path (else a shape reads the new id)", loc)
+        return lambda _body, context, _include: {"id": context["id"]}
     shape = shapes.get(response.shape, kind, loc)
     if kind in ("campaign", "recipients_added"):
         return lambda body, _context, include: shape(_object(unwrap(body)), include)

@@ -29,11 +29,22 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BasicAuthSpec(Spec):
+    """HTTP basic auth (RFC 7617): ``Authorization: Basic <base64 of username:password>``."""
+
+    username: str = Field(description="A template, e.g. {credentials.api_key}")
+    password: str = Field(description="A template, e.g. {credentials.api_token}")
+
+
 class AuthSpec(Spec):
-    """Headers and query values sent with every request; ``{credentials.NAME}`` and ``{params.NAME}`` are filled in."""
+    """Headers and query values sent with every request; ``{credentials.NAME}`` and ``{params.NAME}`` are filled in.
+
+    A value without placeholders is sent as it is (a literal header, e.g. an API version).
+    """
 
     headers: dict[str, str] = {}
     query: dict[str, str] = {}
+    basic: BasicAuthSpec | None = Field(default=None, description="HTTP basic auth, instead of an Authorization header")
 
 
 class EnumSpec(Spec):
@@ -68,10 +79,15 @@ class RequestSpec(Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str = Field(description="Appended to the base URL; {id}, {params.NAME} are filled in, percent-encoded")
     query: dict[str, Any] = {}
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field(default={}, description="Literal headers this request also sends")
     body: dict[str, Any] | None = Field(default=None, description="A field map building the JSON body")
     body_from: Any = Field(default=None, description="An expression giving the whole JSON body (e.g. an array)")
     multipart: dict[str, PartSpec] | None = None
+    vendor_options: str | None = Field(
+        default=None,
+        description="Where in the JSON body the client's vendor_options are merged (a path, e.g. campaigns[0]); "
+        "default: the top of the body",
+    )
 
 
 class ResponseSpec(Spec):
