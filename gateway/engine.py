@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from gateway import tables
 from gateway.config import Connection
 from gateway.errors import (
     GatewayError,
@@ -21,7 +22,7 @@ from gateway.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest
+from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest, lookups
 from gateway.mapping.canonical import field_text
 from gateway.mapping.expressions import TranslationError
 from gateway.upstream import Upstream
@@ -155,11 +156,16 @@ def units(operation: CompiledOperation, context: dict[str, Any]) -> list[tuple[r
 
 
 async def _exchange(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
-    """One upstream round trip: build the vendor request, send it, translate the answer."""
+    """One upstream round trip: build the vendor request, send it, translate the answer.
+
+    The vendor tables the map's lookups read (its phone numbers, say) are fetched first, if any.
+    """
     vendor = upstream.connection.vendor
     retry = operation.idempotent or call.idempotency_key
-    status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
-    return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+    loaded = await tables.load(upstream, operation.lookups) if operation.lookups else None
+    with lookups.using(loaded):
+        status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+        return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
 
 async def _send_units(

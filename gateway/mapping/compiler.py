@@ -16,6 +16,7 @@ from typing import Any
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
 from gateway.mapping.expressions import Scope, compile_fields
+from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, uses
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
 from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
 from gateway.mapping.response import Shapes, compile_response
@@ -97,6 +98,7 @@ class CompiledOperation:
     options_at: Fn  # the object of the JSON body the client's vendor_options are merged into
     fields: FieldPlan | None = None  # operations with a canonical body
     steps: list[Step] = field(default_factory=list)
+    lookups: tuple[str, ...] = ()  # the tables its request or answer reads (fetched before it runs)
 
 
 @dataclass
@@ -117,6 +119,7 @@ class VendorMap:
     # Per operation with a body: each canonical field native, composed or unsupported, and what is required.
     capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     auth_basic: tuple[str, str] | None = None  # username and password templates
+    lookups: dict[str, CompiledLookup] = field(default_factory=dict)
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
@@ -146,6 +149,12 @@ def compile_map(spec: MapSpec) -> VendorMap:
             shapes.compiled[name] = compile_fields(fields, ("shapes", name), response_scope, omit_null=False)
         except MapError as exc:
             problems.append(exc)
+    lookups: dict[str, CompiledLookup] = {}
+    for name, lookup in spec.lookups.items():
+        try:
+            lookups[name] = compile_lookup(name, lookup, ("lookups", name), response_scope)
+        except MapError as exc:
+            problems.append(exc)
     operations: dict[str, CompiledOperation] = {}
     native: dict[str, list[Path]] = {}
     for name, op in spec.operations.items():
@@ -155,6 +164,8 @@ def compile_map(spec: MapSpec) -> VendorMap:
             )
         except MapError as exc:
             problems.append(exc)
+        else:
+            operations[name].lookups = _lookups_of(name, op, spec, problems)
     _plan_fields(spec, operations, native, problems)
     basic = (spec.auth.basic.username, spec.auth.basic.password) if spec.auth.basic else None
     if basic and any(name.lower() == "authorization" for name in spec.auth.headers):
@@ -184,6 +195,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
         auth_basic=basic,
+        lookups=lookups,
     )
 
 
@@ -246,6 +258,20 @@ def _compile_operation(
         options_at=_options_at(op.request.vendor_options, (*loc, "request", "vendor_options")),
     )
     return compiled, native
+
+
+def _lookups_of(name: str, op: OperationSpec, spec: MapSpec, problems: list[MapError]) -> tuple[str, ...]:
+    """The lookups the operation's request and answer (its shape included) use; an unknown one is a problem."""
+    loc: Loc = ("operations", name)
+    found = uses(op.request.model_dump(exclude_unset=True), (*loc, "request"))
+    found += uses(op.response.model_dump(exclude_unset=True), (*loc, "response"))
+    if op.response.shape in spec.shapes:
+        found += uses(spec.shapes[op.response.shape], ("shapes", op.response.shape))
+    for lookup, where in found:
+        if lookup not in spec.lookups:
+            defined = ", ".join(sorted(spec.lookups)) or "none"
+            problems.append(MapError(f"unknown lookup {lookup!r} (defined: {defined})", where))
+    return tuple(sorted({lookup for lookup, _ in found if lookup in spec.lookups}))
 
 
 def _options_at(text: str | None, loc: Loc) -> Fn:

@@ -160,6 +160,20 @@ class OperationSpec(Spec):
     )
 
 
+class LookupSpec(Spec):
+    """A table read from the vendor itself: each item of a list it answers pairs a canonical value with its own."""
+
+    request: RequestSpec = Field(description="The list to read; it may use params.* only")
+    items: str | None = Field(default=None, description="Path to the list in the answer; default: the answer itself")
+    vendor: Any = Field(description="Expression over one item: the vendor's value, e.g. its id")
+    canonical: Any = Field(
+        description="Expression over one item: the canonical value, e.g. {from: number, pipe: [e164]}"
+    )
+    ttl_seconds: float = Field(
+        default=300, gt=0, description="How long a fetched table is used (a miss refetches one older than 10 s)"
+    )
+
+
 class MapSpec(Spec):
     vendor: str
     description: str | None = None
@@ -171,4 +185,9 @@ class MapSpec(Spec):
     errors: ErrorSpec = ErrorSpec()
     enums: dict[str, EnumSpec] = {}
     shapes: dict[str, dict[str, Any]] = {}
+    lookups: dict[str, LookupSpec] = Field(
+        default={},
+        description="Tables read from the vendor (e.g. its phone numbers), used by {vendor_lookup: NAME} in requests "
+        "and {lookup: NAME} in answers",
+    )
     operations: dict[OperationName, OperationSpec]

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import phonenumbers
 
-from gateway.mapping import times
+from gateway.mapping import lookups, times
 from gateway.mapping.conditions import ConditionError, compile_condition
 from gateway.mapping.errors import MapError, Unconvertible
 from gateway.mapping.paths import PathError, compile_getter, parse_path
@@ -144,6 +144,10 @@ def _get(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
         raise MapError(f"get: {exc}") from exc
 
 
+def _lookup(direction: str) -> Callable[[Any, Mapping[str, Enum]], Fn]:
+    return lambda name, _enums: lookups.transform(direction, str(name))
+
+
 def _add(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
     if not isinstance(arg, int) or isinstance(arg, bool):
         raise MapError(f"add takes an integer, not {arg!r}")
@@ -221,6 +225,9 @@ TRANSFORMS: dict[str, Transform] = {
     "add": Transform(_add, "a whole number", needs_arg=True),
     "enum": Transform(_enum, "a word of the vendor's", needs_arg=True),
     "vendor_enum": Transform(_vendor_enum, "a value the vendor has a word for", needs_arg=True),
+    # lossy: the vendor's own value stays in vendor_data, also where the table has no entry for it
+    "lookup": Transform(_lookup("lookup"), "a value the vendor listed", lossy=True, needs_arg=True),
+    "vendor_lookup": Transform(_lookup("vendor_lookup"), "a value the vendor listed", needs_arg=True),
     "first": Transform(_no_arg(_first), "any value", scalar=False),
     "list": Transform(_no_arg(lambda v: v if isinstance(v, list) else [v]), "any value", scalar=False),
     "flatten": Transform(_no_arg(_flatten), "a list", scalar=False),

@@ -54,6 +54,8 @@ def test_the_closed_set_of_transforms() -> None:
         "add",
         "enum",
         "vendor_enum",
+        "lookup",
+        "vendor_lookup",
         "first",
         "list",
         "flatten",
@@ -72,7 +74,8 @@ def test_transform_flags() -> None:
     assert {"first", "list", "flatten", "where", "count", "keys", "parse_json", "get", "present", "csv"}.isdisjoint(
         scalar
     )
-    assert {name for name, t in TRANSFORMS.items() if t.lossy} == {"where", "count", "keys", "parse_json", "present"}
+    lossy = {"where", "count", "keys", "parse_json", "present", "lookup"}
+    assert {name for name, t in TRANSFORMS.items() if t.lossy} == lossy
     assert {name for name, t in TRANSFORMS.items() if t.needs_arg} == {
         "epoch",
         "from_epoch",
@@ -83,6 +86,8 @@ def test_transform_flags() -> None:
         "add",
         "enum",
         "vendor_enum",
+        "lookup",
+        "vendor_lookup",
         "where",
         "get",
         "present",
