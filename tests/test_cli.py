@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import yaml
 
 from gateway.cli import main
 from gateway.keys import KEY_PREFIX, key_hash
+from gateway.mapping.expressions import EXPRESSION_KEYS
+from gateway.mapping.transforms import TRANSFORMS
 from tests.conftest import ROOT, free_port
 from tests.processes import start_gateway, stop, wait_for_http
 
@@ -51,3 +54,16 @@ def test_sandbox_serves_one_vendor_on_loopback(tmp_path: Path) -> None:
 def test_sandbox_refuses_an_unknown_vendor(capsys) -> None:
     assert main(["sandbox", "--vendor", "nosuch", "--mappings", str(ROOT / "mappings")]) == 1
     assert "no sandbox for vendor 'nosuch'" in capsys.readouterr().err
+
+
+def test_schema_describes_the_whole_expression_language(capsys) -> None:
+    """`gateway schema` is what an editor shows a map author: every transform and expression key is in it."""
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    described = schema["properties"]["shapes"]["description"]
+    for name in (*TRANSFORMS, *EXPRESSION_KEYS):
+        assert re.search(rf"\b{name}\b", described), name
+    lookups = schema["properties"]["lookups"]["additionalProperties"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["$defs"][lookups]["properties"]) == {"request", "items", "vendor", "canonical", "ttl_seconds"}
+    assert "basic" in schema["$defs"]["AuthSpec"]["properties"]
+    assert "unconverted" in schema["$defs"]["OperationSpec"]["properties"]
