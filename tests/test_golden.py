@@ -87,7 +87,7 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert GOLDEN_FILES, "no golden files found"
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
-    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi"}
+    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs"}
     assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
@@ -192,6 +192,7 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
         ("sarvam", ["agent_id", "from_number", "schedule.end_at"]),
         ("generic", []),
         ("vapi", ["agent_id", "from_number", "recipients"]),
+        ("elevenlabs", ["agent_id", "from_number", "recipients"]),
     ],
 )
 def test_create_required_fields(vendor: str, expected: list[str]) -> None:
@@ -318,7 +319,7 @@ def test_sarvam_recipients_add_without_variables() -> None:
 def test_every_map_compiles_without_problems() -> None:
     maps, problems = load_maps(MAPPINGS)
     assert problems == [], [str(p) for p in problems]
-    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi"}
+    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs"}
     assert maps["dialnexa"] is maps["generic"]
     for name, compiled in maps.items():
         assert {"create", "get", "list"} <= set(compiled.operations), name

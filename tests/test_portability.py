@@ -27,7 +27,14 @@ from gateway.mapping.paths import Path as FieldPath
 from gateway.translate import vendor_side
 from tests.conftest import DEMO_KEY, ROOT, TEST_KEY, write_config
 
-CONNECTIONS = ("hamsa-sandbox", "voiso-sandbox", "sarvam-sandbox", "dialnexa-sandbox", "vapi-sandbox")
+CONNECTIONS = (
+    "hamsa-sandbox",
+    "voiso-sandbox",
+    "sarvam-sandbox",
+    "dialnexa-sandbox",
+    "vapi-sandbox",
+    "elevenlabs-sandbox",
+)
 LENIENT = {"Prefer": "handling=lenient"}
 STRICT = {"Prefer": "handling=strict"}
 
@@ -41,13 +48,14 @@ def readme_create_body() -> dict[str, Any]:
 
 
 # What a vendor strictly needs in its own forms: its id and number forms, and Sarvam's end.
-# (Vapi's caller must be one of the organization's numbers: the README's +14155551212 is one.)
+# (Vapi's and ElevenLabs' caller must be one of the account's numbers: the README's +14155551212 is one.)
 OWN_FORMS: dict[str, dict[str, Any]] = {
     "hamsa-sandbox": {},
     "voiso-sandbox": {},
     "sarvam-sandbox": {"schedule": {"end_at": "2030-01-01T00:00:00Z"}},
     "dialnexa-sandbox": {"agent_id": "agt_demo42"},
     "vapi-sandbox": {},
+    "elevenlabs-sandbox": {},
 }
 
 
@@ -272,11 +280,14 @@ def _steps(name: str) -> FieldPath:
     )
 
 
-def base_body(operation: str, required: list[str], field: str) -> dict[str, Any]:
-    """A valid body for the operation: what it requires, and a recipient when the field is one's."""
+def base_body(operation: str, report: dict[str, list[str]], field: str) -> dict[str, Any]:
+    """A valid body for the operation: what it requires, and a recipient (as the vendor takes one) when needed."""
+    required = report["required"]
     body: dict[str, Any] = {"name": BASE["name"]} if operation == "create" else {}
     if any(name.startswith("recipients") for name in [*required, field]):
-        body["recipients"] = [{"phone_number": BASE["recipients[*].phone_number"], "name": BASE["recipients[*].name"]}]
+        body["recipients"] = [{"phone_number": BASE["recipients[*].phone_number"]}]
+        if "recipients[*].name" not in report["unsupported"]:
+            body["recipients"][0]["name"] = BASE["recipients[*].name"]
     for name in required:
         if name in BASE:
             _put(body, name, BASE[name])
@@ -310,7 +321,7 @@ def test_every_field_reaches_the_vendor_or_is_refused_or_named(
     report = config.tenants["demo"].connections[connection].map.capabilities[operation]
     outcomes = [name for name in ("native", "composed", "unsupported") if field in report[name]]
     assert len(outcomes) == 1, (field, report)
-    base = base_body(operation, report["required"], field)
+    base = base_body(operation, report, field)
     probed = copy.deepcopy(base)
     _put(probed, field, PROBE[field])
     before = sent(config, connection, operation, base, lenient=False)

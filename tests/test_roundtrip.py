@@ -68,7 +68,9 @@ class VendorCase:
     unreported: frozenset[str] = frozenset()
     # leaf field -> the value GET must show after create
     values: dict[str, Any] = field(default_factory=dict)
-    created_status: frozenset[tuple[str, str]] = frozenset()
+    created_status: frozenset[tuple[str | None, str | None]] = frozenset()
+    # the lifecycle operations the round trip runs, in order (those the vendor offers)
+    lifecycle: tuple[str, ...] = ("pause", "update", "resume", "cancel")
     # operation -> (status, vendor_status) of its answer; ``after_get`` where a later GET differs
     after: dict[str, tuple[str, str]] = field(default_factory=dict)
     after_get: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -344,7 +346,62 @@ VAPI = VendorCase(
     vendor_only_field="orgId",
 )
 
-CASES = [HAMSA, VOISO, SARVAM, DIALNEXA, VAPI]
+ELEVENLABS = VendorCase(
+    connection="elevenlabs-sandbox",
+    vendor="elevenlabs",
+    map_file="elevenlabs.yaml",
+    create=lambda name: {
+        "name": name,
+        "agent_id": "agent_9f8b7c6d5e4a3b2c1d0e",
+        "from_number": "+14155550100",  # one of the sandbox workspace's phone numbers
+        "recipients": [
+            {"phone_number": "+14155550111", "variables": {"plan": "gold"}},
+            {"phone_number": "+14155550112"},
+        ],
+        "start_at": START_AT,
+        "schedule": {"timezone": "America/New_York"},
+        "max_concurrent_calls": 3,
+    },
+    filled=frozenset(
+        {
+            "name",
+            "status",
+            "vendor_status",
+            "agent_id",
+            "from_numbers",
+            "max_concurrent_calls",
+            "schedule.start_at",
+            "schedule.timezone",
+            "stats.total",
+            "stats.pending",
+            "stats.in_progress",
+            "stats.completed",
+            "stats.failed",
+            "stats.no_answer",
+            "created_at",
+            "updated_at",
+        }
+    ),
+    values={
+        "agent_id": "agent_9f8b7c6d5e4a3b2c1d0e",
+        "from_numbers": ["+14155550100"],
+        "max_concurrent_calls": 3,
+        "schedule.start_at": START_AT,
+        "schedule.timezone": "America/New_York",
+        "stats.total": 2,
+        "stats.pending": 2,
+        "stats.in_progress": 0,
+        "stats.completed": 0,
+    },
+    created_status=frozenset({("scheduled", "pending")}),
+    # no pause; resume is ElevenLabs' retry, which calls a finished batch's unreached recipients again
+    lifecycle=("cancel", "resume"),
+    after={"cancel": ("cancelled", "cancelled"), "resume": ("scheduled", "pending")},
+    recipients_at_create=("+14155550111", "+14155550112"),
+    vendor_only_field="agent_name",
+)
+
+CASES = [HAMSA, VOISO, SARVAM, DIALNEXA, VAPI, ELEVENLABS]
 BY_CONNECTION = {case.connection: case for case in CASES}
 IDS = [case.vendor for case in CASES]
 
@@ -558,7 +615,7 @@ async def test_round_trip(demo_client: httpx.AsyncClient, case: VendorCase) -> N
     plan: list[str] = []
     if fetched["status"] == "draft" and "resume" in offered:
         plan.append("resume")
-    plan += [op for op in ("pause", "update", "resume", "cancel") if op in offered]
+    plan += [op for op in case.lifecycle if op in offered]
     for operation in plan:
         body = {"name": f"{case.vendor} renamed"} if operation == "update" else None
         answer = await request(client, connection, operation, campaign_id, body)
