@@ -114,8 +114,12 @@ async def run(connection: Connection, upstream: Upstream, call: Call) -> Any:
 
 def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor: str) -> UpstreamRequest:
     """The vendor request a canonical one becomes; a value the vendor cannot take is a 422 naming it."""
+    body = context["body"]
     try:
         request = operation.build_request(context)
+        if isinstance(request.json, dict) and body and body.get("vendor_options"):
+            target = operation.options_at(request.json)
+            target.update(_deep_merge(target, body["vendor_options"]))
     except TranslationError as exc:
         field_name = exc.field.removeprefix("body.").removeprefix("item.")
         raise ValidationFailed(
@@ -123,9 +127,6 @@ def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor
             vendor=vendor,
             details=[{"field": field_name, "message": exc.message}],
         ) from exc
-    body, target = context["body"], operation.options_at(request.json)
-    if isinstance(target, dict) and body and body.get("vendor_options"):
-        target.update(_deep_merge(target, body["vendor_options"]))
     return request
 
 

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway import models
+from gateway.engine import vendor_request
 from gateway.mapping import VendorMap, load_map, load_maps, lookups
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert GOLDEN_FILES, "no golden files found"
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
-    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs"}
+    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland"}
     assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
@@ -174,8 +175,8 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
     operation = vendor_map(path.parent.name).operations[case["operation"]]
     assert operation.fields is not None
     assert operation.fields.apply(body, False, "vendor").problems == [], "the golden request is refused as it is"
-    with lookups.using(tables(path, case)):
-        request = operation.build_request(create_context(body, case["params"]))
+    with lookups.using(tables(path, case)):  # the engine's own path: vendor_options merged where the map says
+        request = vendor_request(operation, create_context(body, case["params"]), path.parent.name)
     expected = case["vendor_request"]
     assert request.method == expected["method"]
     assert request.path == expected["path"]
@@ -193,6 +194,7 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
         ("generic", []),
         ("vapi", ["agent_id", "from_number", "recipients"]),
         ("elevenlabs", ["agent_id", "from_number", "recipients"]),
+        ("bland", ["recipients"]),
     ],
 )
 def test_create_required_fields(vendor: str, expected: list[str]) -> None:
@@ -319,7 +321,7 @@ def test_sarvam_recipients_add_without_variables() -> None:
 def test_every_map_compiles_without_problems() -> None:
     maps, problems = load_maps(MAPPINGS)
     assert problems == [], [str(p) for p in problems]
-    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs"}
+    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs", "bland"}
     assert maps["dialnexa"] is maps["generic"]
     for name, compiled in maps.items():
         assert {"create", "get", "list"} <= set(compiled.operations), name

@@ -34,6 +34,7 @@ CONNECTIONS = (
     "dialnexa-sandbox",
     "vapi-sandbox",
     "elevenlabs-sandbox",
+    "bland-sandbox",
 )
 LENIENT = {"Prefer": "handling=lenient"}
 STRICT = {"Prefer": "handling=strict"}
@@ -56,6 +57,7 @@ OWN_FORMS: dict[str, dict[str, Any]] = {
     "dialnexa-sandbox": {"agent_id": "agt_demo42"},
     "vapi-sandbox": {},
     "elevenlabs-sandbox": {},
+    "bland-sandbox": {},
 }
 
 

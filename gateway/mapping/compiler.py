@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
-from gateway.mapping.expressions import Scope, compile_fields
+from gateway.mapping.expressions import Scope, TranslationError, compile_fields
 from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, uses
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
 from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
@@ -95,7 +95,7 @@ class CompiledOperation:
     fan_out: FanOut | None
     build_request: Callable[[dict[str, Any]], UpstreamRequest]
     parse_response: Callable[[Any, dict[str, Any], bool], Any]
-    options_at: Fn  # the object of the JSON body the client's vendor_options are merged into
+    options_at: Callable[[dict[str, Any]], dict[str, Any]]  # the object of the JSON body vendor_options merge into
     fields: FieldPlan | None = None  # operations with a canonical body
     steps: list[Step] = field(default_factory=list)
     lookups: tuple[str, ...] = ()  # the tables its request or answer reads (fetched before it runs)
@@ -274,13 +274,29 @@ def _lookups_of(name: str, op: OperationSpec, spec: MapSpec, problems: list[MapE
     return tuple(sorted({lookup for lookup, _ in found if lookup in spec.lookups}))
 
 
-def _options_at(text: str | None, loc: Loc) -> Fn:
+def _options_at(text: str | None, loc: Loc) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The object of a JSON body vendor_options merge into, made where the body has none yet."""
     if text is None:
         return lambda body: body
     path = path_of(text, loc)
     if EVERY in path:
         raise MapError("vendor_options goes into one object: a path without [*]", loc)
-    return compile_getter(path)
+
+    def target(body: dict[str, Any]) -> dict[str, Any]:
+        node: Any = body
+        for step in path:
+            if isinstance(step, str) and isinstance(node, dict):
+                node = node.setdefault(step, {})
+            elif isinstance(step, int) and isinstance(node, list) and -len(node) <= step < len(node):
+                node = node[step]
+            else:
+                node = None
+                break
+        if not isinstance(node, dict):
+            raise TranslationError("vendor_options", f"the request has no object at {text} to take them")
+        return node
+
+    return target
 
 
 def _compile_fan_out(

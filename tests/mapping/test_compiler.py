@@ -304,6 +304,11 @@ def test_vendor_options_go_where_the_map_says() -> None:
     operation = compile_spec(spec(operations={"create": create})).operations["create"]
     request = operation.build_request(context(body={"name": "n"}))
     assert operation.options_at(request.json) is request.json["campaigns"][0]
+    with pytest.raises(TranslationError, match="no object at campaigns\\[0\\]"):
+        operation.options_at({"campaigns": []})
+    into_global = {**create, "request": {**create["request"], "vendor_options": "global"}}
+    made = compile_spec(spec(operations={"create": into_global})).operations["create"].options_at({"name": "n"})
+    assert made == {}, "a body without the object gets one to take the options"
     assert operation.fields is not None and "vendor_options" in operation.fields.report()["native"]
     spread = {**create, "request": {**create["request"], "vendor_options": "c[*]"}}
     error = compile_error(spec(operations={"create": spread}))
