@@ -152,14 +152,19 @@ class VendorApi:
             where = ".".join(str(part) for part in first["loc"])
             raise self.refuse(status, f"{where}: {first['msg']}" if where else first["msg"]) from None
 
+    def query_int(self, request: Request, name: str, default: int, low: int = 0, high: int | None = None) -> int:
+        """The whole-number query parameter ``name`` within ``[low, high]``, or 400 in the vendor's words."""
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+            raise self.refuse(400, f"{name} must be a whole number from {low}" + (f" to {high}" if high else ""))
+        return int(raw)
+
 
 def epoch_now() -> int:
     """The current Unix time in seconds."""
     return int(datetime.now(UTC).timestamp())
-
-
-def page_of(items: list[Any], offset: int, limit: int) -> list[Any]:
-    return items[offset : offset + limit]
 
 
 def control_routes(state: SandboxState) -> list[Route]:

@@ -169,7 +169,7 @@ class BlandSandbox:
         return JSONResponse({"data": {"batch_id": batch_id}, "errors": None})
 
     async def list(self, request: Request) -> Response:
-        take, skip = _query_int(request, "take", 100), _query_int(request, "skip", 0)
+        take, skip = self.api.query_int(request, "take", 100), self.api.query_int(request, "skip", 0)
         batches = [_shown(b) for b in self.state.campaigns.values()][skip : skip + take]
         return JSONResponse({"data": batches, "errors": None})
 
@@ -189,8 +189,8 @@ class BlandSandbox:
     async def calls(self, request: Request) -> Response:
         batch_id = request.query_params.get("batch_id")
         found = [c for calls in self.state.children.values() for c in calls if batch_id in (None, c["batch_id"])]
-        start, limit = _query_int(request, "from", 0), _query_int(request, "limit", 1000)
-        end = min(_query_int(request, "to", start + limit), start + limit)
+        start, limit = self.api.query_int(request, "from", 0), self.api.query_int(request, "limit", 1000)
+        end = min(self.api.query_int(request, "to", start + limit), start + limit)
         page = found[start:end]
         return JSONResponse({"total_count": len(found), "count": len(page), "calls": page})
 
@@ -221,15 +221,6 @@ def _call(batch_id: str, fields: dict[str, Any], now: str) -> dict[str, Any]:
         "metadata": fields.get("metadata", {}),
         "variables": {},
     }
-
-
-def _query_int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise _bad(f"{name} must be a non-negative integer")
-    return int(raw)
 
 
 def create_app(api_key: str | None = None) -> Starlette:

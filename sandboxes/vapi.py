@@ -206,7 +206,10 @@ class VapiSandbox:
         return JSONResponse(self._campaign(request))
 
     async def list(self, request: Request) -> Response:
-        page, limit = _query_int(request, "page", 1, 1, None), _query_int(request, "limit", 100, 0, 1000)
+        page, limit = (
+            self.api.query_int(request, "page", 1, 1, None),
+            self.api.query_int(request, "limit", 100, 0, 1000),
+        )
         status = request.query_params.get("status")
         found = [c for c in reversed(self.state.campaigns.values()) if status in (None, c["status"])]
         results = found[(page - 1) * limit : page * limit]
@@ -233,7 +236,7 @@ class VapiSandbox:
         return JSONResponse(campaign)
 
     async def phone_numbers(self, request: Request) -> Response:
-        return JSONResponse(self.numbers[: _query_int(request, "limit", 100, 0, 1000)])
+        return JSONResponse(self.numbers[: self.api.query_int(request, "limit", 100, high=1000)])
 
 
 def _plan(plan: SchedulePlan) -> dict[str, str]:
@@ -254,15 +257,6 @@ def _phone_number(number: str) -> dict[str, Any]:
         "createdAt": now,
         "updatedAt": now,
     }
-
-
-def _query_int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
-        raise _refuse(400, f"{name} must be a number between {low} and {high or 'any'}")
-    return int(raw)
 
 
 def create_app(api_key: str | None = None) -> Starlette:

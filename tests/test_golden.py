@@ -88,7 +88,7 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert GOLDEN_FILES, "no golden files found"
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
-    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland"}
+    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland", "exotel"}
     assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
@@ -195,6 +195,7 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
         ("vapi", ["agent_id", "from_number", "recipients"]),
         ("elevenlabs", ["agent_id", "from_number", "recipients"]),
         ("bland", ["recipients"]),
+        ("exotel", ["from_number", "recipients"]),
     ],
 )
 def test_create_required_fields(vendor: str, expected: list[str]) -> None:
@@ -321,7 +322,7 @@ def test_sarvam_recipients_add_without_variables() -> None:
 def test_every_map_compiles_without_problems() -> None:
     maps, problems = load_maps(MAPPINGS)
     assert problems == [], [str(p) for p in problems]
-    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs", "bland"}
+    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs", "bland", "exotel"}
     assert maps["dialnexa"] is maps["generic"]
     for name, compiled in maps.items():
         assert {"create", "get", "list"} <= set(compiled.operations), name

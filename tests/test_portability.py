@@ -35,6 +35,7 @@ CONNECTIONS = (
     "vapi-sandbox",
     "elevenlabs-sandbox",
     "bland-sandbox",
+    "exotel-sandbox",
 )
 LENIENT = {"Prefer": "handling=lenient"}
 STRICT = {"Prefer": "handling=strict"}
@@ -58,7 +59,10 @@ OWN_FORMS: dict[str, dict[str, Any]] = {
     "vapi-sandbox": {},
     "elevenlabs-sandbox": {},
     "bland-sandbox": {},
+    "exotel-sandbox": {"agent_id": "http://my.exotel.com/demo-sid/exoml/start_voice/12345"},
 }
+# Connections whose recipients listing shows call records (none before a call is made), not recipients.
+LISTS_CALLS = ("exotel-sandbox",)
 
 
 def with_own_forms(body: dict[str, Any], connection: str) -> dict[str, Any]:
@@ -142,7 +146,7 @@ async def test_the_readme_body_is_created_everywhere_when_lenient(gateway, conne
         assert calls["recipients_add"] == 1
     campaign_id = created.json()["id"]
     listed = await client.get(f"/v1/campaigns/{campaign_id}/recipients", headers={"X-Connection": connection})
-    if listed.status_code != 501:
+    if listed.status_code != 501 and connection not in LISTS_CALLS:
         assert [r["phone_number"] for r in listed.json()["data"]] == recipients
 
 

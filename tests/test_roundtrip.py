@@ -429,7 +429,66 @@ BLAND = VendorCase(
     vendor_only_field="base_prompt",
 )
 
-CASES = [HAMSA, VOISO, SARVAM, DIALNEXA, VAPI, ELEVENLABS, BLAND]
+EXOTEL = VendorCase(
+    connection="exotel-sandbox",
+    vendor="exotel",
+    map_file="exotel.yaml",
+    create=lambda name: {
+        "name": name,
+        "agent_id": "http://my.exotel.com/demo-sid/exoml/start_voice/12345",  # the call flow's URL
+        "from_number": "+918047112200",
+        "recipients": [{"phone_number": "+919876543210"}, {"phone_number": "+919876543211"}],
+        "start_at": START_AT,
+        "schedule": {"end_at": END_AT},
+        "retry": {"max_attempts": 3, "interval_minutes": 10},
+        "webhook_url": "https://hooks.example.com/exotel",
+    },
+    filled=frozenset(
+        {
+            "name",
+            "status",
+            "vendor_status",
+            "agent_id",
+            "from_numbers",
+            "schedule.start_at",
+            "schedule.end_at",
+            "retry.max_attempts",
+            "retry.interval_minutes",
+            "stats.total",
+            "stats.pending",
+            "stats.in_progress",
+            "stats.completed",
+            "stats.failed",
+            "stats.no_answer",
+            "webhook_url",
+            "created_at",
+            "updated_at",
+        }
+    ),
+    values={
+        "agent_id": "http://my.exotel.com/demo-sid/exoml/start_voice/12345",
+        "from_numbers": ["+918047112200"],
+        "schedule.start_at": START_AT,
+        "schedule.end_at": END_AT,
+        "retry.max_attempts": 3,
+        "retry.interval_minutes": 10,
+        "stats.total": 2,
+        "stats.pending": 2,
+        "webhook_url": "https://hooks.example.com/exotel",
+    },
+    created_status=frozenset({("scheduled", "created")}),
+    # cancel is Exotel's "complete", which takes a paused campaign: pause again first
+    lifecycle=("pause", "update", "resume", "pause", "cancel"),
+    after={
+        "pause": ("paused", "paused"),
+        "update": ("paused", "paused"),
+        "resume": ("scheduled", "created"),
+        "cancel": ("completed", "completed"),
+    },
+    vendor_only_field="account_sid",  # recipients are call records: none before a call is made
+)
+
+CASES = [HAMSA, VOISO, SARVAM, DIALNEXA, VAPI, ELEVENLABS, BLAND, EXOTEL]
 BY_CONNECTION = {case.connection: case for case in CASES}
 IDS = [case.vendor for case in CASES]
 
