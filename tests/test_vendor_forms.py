@@ -174,3 +174,17 @@ async def test_exotel_options_go_into_the_campaign_and_a_throttle_is_refused_say
     [detail] = throttled.json()["error"]["details"]
     assert detail["field"] == "max_concurrent_calls"
     assert detail["message"].startswith("exotel has a related field, but the map has no conversion to it: throttle")
+
+
+# --- faults reach every new sandbox --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [VAPI, ELEVENLABS, BLAND, EXOTEL], ids=lambda case: case.vendor)
+async def test_faults_are_injected_in_front_of_each_new_sandbox(demo: httpx.AsyncClient, case: Any) -> None:
+    headers = {"X-Connection": case.connection}
+    fault = [{"kind": "status", "value": 500, "method": "GET", "count": 1}]
+    assert (await demo.post("/_sandbox/faults", json=fault, headers=headers)).status_code == 200
+    faulted = await request(demo, case.connection, "list")
+    assert faulted.status_code == 502, faulted.text
+    assert (faulted.json()["error"]["code"], faulted.json()["error"]["upstream_status"]) == ("upstream_error", 500)
+    assert (await request(demo, case.connection, "list", headers={"Cache-Control": "no-cache"})).status_code == 200
