@@ -42,6 +42,8 @@ def compile_condition(spec: Any) -> Condition:
         raise ConditionError("a condition is a path, or an object of path: value (or [values])")
     paths = tuple(_path(str(text)) for text in spec)
     checks = [_check(path, wanted) for path, wanted in zip(paths, spec.values(), strict=True)]
+    if len(checks) == 1:
+        return Condition(checks[0], paths)
     return Condition(lambda doc: all(check(doc) for check in checks), paths)
 
 
@@ -57,6 +59,9 @@ def _check(path: Path, wanted: Any) -> Predicate:
         raise ConditionError(f"compare with a value or a list of values, not {wanted!r}")
     # bool is an int in Python: True must not match 1
     typed = [(type(option), option) for option in options]
+    if len(typed) == 1:
+        [(kind, option)] = typed
+        return lambda doc: (value := get(doc)) == option and type(value) is kind
     return lambda doc: (type(value := get(doc)), value) in typed
 
 

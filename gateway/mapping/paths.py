@@ -67,6 +67,10 @@ def compile_getter(path: Path) -> Callable[[Any], Any]:
 
         return get_every
 
+    if len(path) == 1 and isinstance(path[0], str):  # the most common path, read the quickest
+        key = path[0]
+        return lambda doc: doc.get(key) if isinstance(doc, dict) else None
+
     def get(doc: Any) -> Any:
         for step in path:
             if isinstance(step, str):
