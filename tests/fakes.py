@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import uvicorn
 
 STARTUP_SECONDS = 10
+Vendor = TypeVar("Vendor")
 
 
 @dataclass
@@ -50,6 +51,14 @@ class FakeVendor:
 
     async def close(self) -> None:
         return None
+
+
+@dataclass
+class Served(Generic[Vendor]):
+    """A fake vendor (what it stores, what it received) and where it is served."""
+
+    vendor: Vendor
+    base_url: str
 
 
 @contextlib.contextmanager

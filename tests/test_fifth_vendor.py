@@ -25,7 +25,7 @@ from gateway.app import GatewayApp
 from gateway.config import load_config
 from gateway.transport import AiohttpTransport
 from tests.conftest import TEST_KEY, write_config
-from tests.fakes import served_on_loopback
+from tests.fakes import Served, served_on_loopback
 
 TOKEN = "acme-secret-token-123"
 
@@ -171,14 +171,8 @@ class AcmeDial:
         )
 
 
-@dataclass
-class Served:
-    vendor: AcmeDial
-    base_url: str
-
-
 @pytest.fixture
-def acmedial() -> Iterator[Served]:
+def acmedial() -> Iterator[Served[AcmeDial]]:
     """The fake vendor on 127.0.0.1, on a free port, in a background thread."""
     vendor = AcmeDial()
     with served_on_loopback(vendor.app()) as base_url:

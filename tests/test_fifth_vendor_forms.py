@@ -26,7 +26,7 @@ from starlette.routing import Route
 from gateway.app import GatewayApp
 from gateway.config import load_config
 from tests.conftest import TEST_KEY, write_config
-from tests.fakes import served_on_loopback
+from tests.fakes import Served, served_on_loopback
 
 USER, SECRET = "tick-user", "tick-secret-0042"
 NUMBERS = [{"sid": "PN100", "e164": "+14155550100"}, {"sid": "PN200", "e164": "+14155550200"}]
@@ -163,14 +163,8 @@ class TickDial:
         )
 
 
-@dataclass
-class Served:
-    vendor: TickDial
-    base_url: str
-
-
 @pytest.fixture
-def tickdial() -> Iterator[Served]:
+def tickdial() -> Iterator[Served[TickDial]]:
     vendor = TickDial()
     with served_on_loopback(vendor.app()) as base_url:
         yield Served(vendor, base_url)

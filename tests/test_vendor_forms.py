@@ -8,6 +8,7 @@ recipients that are call records. The generic round trips are tests/test_roundtr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from gateway.app import GatewayApp
 from gateway.config import load_config
 from gateway.mapping import UpstreamRequest
 from gateway.translate import canonical_call, vendor_side
-from tests.conftest import DEMO_KEY, TEST_KEY, write_config
+from tests.conftest import DEMO_KEY
 from tests.test_roundtrip import BLAND, ELEVENLABS, EXOTEL, VAPI, request
 
 
@@ -57,7 +58,9 @@ async def test_a_caller_the_account_does_not_own_is_refused_before_anything_is_c
     assert (await calls(demo, case.connection))["phone_numbers"] == 1, "the table is kept"
 
 
-async def test_a_vapi_connection_of_workflows_sends_the_agent_as_a_workflow(tmp_path: Path) -> None:
+async def test_a_vapi_connection_of_workflows_sends_the_agent_as_a_workflow(
+    tmp_path: Path, make_client: Callable[..., httpx.AsyncClient]
+) -> None:
     connection = {
         "name": "vapi-flows",
         "vendor": "vapi",
@@ -65,19 +68,14 @@ async def test_a_vapi_connection_of_workflows_sends_the_agent_as_a_workflow(tmp_
         "credentials": {"api_key": "sandbox-key"},
         "params": {"agent_type": "workflow"},
     }
-    config, problems = load_config(write_config(tmp_path, [connection]))
-    assert config is not None, problems
-    body = orjson.dumps(VAPI.create("workflow"))
-    app = GatewayApp(config)
-    headers = {"Authorization": f"Bearer {TEST_KEY}"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=headers
-    ) as client:
+    async with make_client([connection]) as client:
         created = await client.post("/v1/campaigns", json=VAPI.create("workflow"))
         assert created.status_code == 201, created.text  # the sandbox takes exactly one of the three
         assert created.json()["agent_id"] == VAPI.create("")["agent_id"]
-    await app.aclose()
-    sent = vendor_side(config.tenants["t1"].connections["vapi-flows"], canonical_call("create", body, None))
+    config, problems = load_config(tmp_path / "config.yaml")  # the one make_client wrote
+    assert config is not None, problems
+    call = canonical_call("create", orjson.dumps(VAPI.create("workflow")), None)
+    sent = vendor_side(config.tenants["t1"].connections["vapi-flows"], call)
     assert {"workflowId", "assistantId", "squadId"} & set(sent["requests"][0]["body"]) == {"workflowId"}
 
 
