@@ -15,8 +15,8 @@ from typing import Any
 
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
-from gateway.mapping.expressions import Scope, TranslationError, compile_fields
-from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, uses
+from gateway.mapping.expressions import Scope, compile_fields
+from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, lookups_of
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
 from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
 from gateway.mapping.response import Shapes, compile_response
@@ -165,7 +165,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         except MapError as exc:
             problems.append(exc)
         else:
-            operations[name].lookups = _lookups_of(name, op, spec, problems)
+            operations[name].lookups = lookups_of(name, op, spec, problems)
     _plan_fields(spec, operations, native, problems)
     basic = (spec.auth.basic.username, spec.auth.basic.password) if spec.auth.basic else None
     if basic and any(name.lower() == "authorization" for name in spec.auth.headers):
@@ -255,48 +255,9 @@ def _compile_operation(
         fan_out=fan_out,
         build_request=request.build,
         parse_response=parse,
-        options_at=_options_at(op.request.vendor_options, (*loc, "request", "vendor_options")),
+        options_at=request.options_at,
     )
     return compiled, native
-
-
-def _lookups_of(name: str, op: OperationSpec, spec: MapSpec, problems: list[MapError]) -> tuple[str, ...]:
-    """The lookups the operation's request and answer (its shape included) use; an unknown one is a problem."""
-    loc: Loc = ("operations", name)
-    found = uses(op.request.model_dump(exclude_unset=True), (*loc, "request"))
-    found += uses(op.response.model_dump(exclude_unset=True), (*loc, "response"))
-    if op.response.shape in spec.shapes:
-        found += uses(spec.shapes[op.response.shape], ("shapes", op.response.shape))
-    for lookup, where in found:
-        if lookup not in spec.lookups:
-            defined = ", ".join(sorted(spec.lookups)) or "none"
-            problems.append(MapError(f"unknown lookup {lookup!r} (defined: {defined})", where))
-    return tuple(sorted({lookup for lookup, _ in found if lookup in spec.lookups}))
-
-
-def _options_at(text: str | None, loc: Loc) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The object of a JSON body vendor_options merge into, made where the body has none yet."""
-    if text is None:
-        return lambda body: body
-    path = path_of(text, loc)
-    if EVERY in path:
-        raise MapError("vendor_options goes into one object: a path without [*]", loc)
-
-    def target(body: dict[str, Any]) -> dict[str, Any]:
-        node: Any = body
-        for step in path:
-            if isinstance(step, str) and isinstance(node, dict):
-                node = node.setdefault(step, {})
-            elif isinstance(step, int) and isinstance(node, list) and -len(node) <= step < len(node):
-                node = node[step]
-            else:
-                node = None
-                break
-        if not isinstance(node, dict):
-            raise TranslationError("vendor_options", f"the request has no object at {text} to take them")
-        return node
-
-    return target
 
 
 def _compile_fan_out(

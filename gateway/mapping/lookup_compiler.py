@@ -1,4 +1,4 @@
-"""Compiles a map's ``lookups:`` section (see lookups.py) and finds where its pipes use them."""
+"""Compiles a map's ``lookups:`` section (see lookups.py) and finds which operations use them, where."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gateway.mapping.expressions import Scope, compile_expression
 from gateway.mapping.lookups import DIRECTIONS, Table
 from gateway.mapping.paths import compile_getter
 from gateway.mapping.request import UpstreamRequest, compile_request, path_of
-from gateway.mapping.spec import LookupSpec
+from gateway.mapping.spec import LookupSpec, MapSpec, OperationSpec
 
 Loc = tuple[str | int, ...]
 
@@ -64,3 +64,17 @@ def uses(spec: Any, loc: Loc) -> list[tuple[str, Loc]]:
         for i, value in enumerate(spec):
             found += uses(value, (*loc, i))
     return found
+
+
+def lookups_of(name: str, op: OperationSpec, spec: MapSpec, problems: list[MapError]) -> tuple[str, ...]:
+    """The lookups the operation's request and answer (its shape included) use; an unknown one is a problem."""
+    loc: Loc = ("operations", name)
+    found = uses(op.request.model_dump(exclude_unset=True), (*loc, "request"))
+    found += uses(op.response.model_dump(exclude_unset=True), (*loc, "response"))
+    if op.response.shape in spec.shapes:
+        found += uses(spec.shapes[op.response.shape], ("shapes", op.response.shape))
+    for lookup, where in found:
+        if lookup not in spec.lookups:
+            defined = ", ".join(sorted(spec.lookups)) or "none"
+            problems.append(MapError(f"unknown lookup {lookup!r} (defined: {defined})", where))
+    return tuple(sorted({lookup for lookup, _ in found if lookup in spec.lookups}))
