@@ -297,7 +297,11 @@ def _connection(
         params=params,
         auth_headers=headers,
         auth_query=query,
-        secrets=tuple(value for value in credentials.values() if len(value) >= MIN_SECRET_LENGTH),
+        secrets=tuple(
+            value
+            for value in (*credentials.values(), *vendor_map.encoded_secrets(credentials, params))
+            if len(value) >= MIN_SECRET_LENGTH
+        ),
         timeouts=spec.timeouts,
         retries=spec.retries,
         circuit=spec.circuit,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from gateway import tables
 from gateway.config import Connection
 from gateway.errors import (
     Conflict,
@@ -25,7 +26,7 @@ from gateway.errors import (
     UpstreamError,
     ValidationFailed,
 )
-from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest
+from gateway.mapping import CompiledOperation, MalformedResponse, Page, Step, UpstreamRequest, lookups
 from gateway.mapping.canonical import field_text
 from gateway.mapping.expressions import TranslationError
 from gateway.mapping.vendor_errors import canonical_name
@@ -132,8 +133,12 @@ async def _run(connection: Connection, upstream: Upstream, call: Call) -> Any:
 
 def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor: str) -> UpstreamRequest:
     """The vendor request a canonical one becomes; a value the vendor cannot take is a 422 naming it."""
+    body = context["body"]
     try:
         request = operation.build_request(context)
+        if isinstance(request.json, dict) and body and body.get("vendor_options"):
+            target = operation.options_at(request.json)
+            target.update(_deep_merge(target, body["vendor_options"]))
     except TranslationError as exc:
         field_name = exc.field.removeprefix("body.").removeprefix("item.")
         raise ValidationFailed(
@@ -141,9 +146,6 @@ def vendor_request(operation: CompiledOperation, context: dict[str, Any], vendor
             vendor=vendor,
             details=[{"field": field_name, "message": exc.message}],
         ) from exc
-    body = context["body"]
-    if isinstance(request.json, dict) and body and body.get("vendor_options"):
-        request.json.update(_deep_merge(request.json, body["vendor_options"]))
     return request
 
 
@@ -174,15 +176,20 @@ def units(operation: CompiledOperation, context: dict[str, Any]) -> list[tuple[r
 
 
 async def _exchange(operation: CompiledOperation, upstream: Upstream, context: dict[str, Any], call: Call) -> Any:
-    """One upstream round trip: build the vendor request, send it, translate the answer."""
+    """One upstream round trip: build the vendor request, send it, translate the answer.
+
+    The vendor tables the map's lookups read (its phone numbers, say) are fetched first, if any.
+    """
     vendor = upstream.connection.vendor
     retry = operation.idempotent or call.idempotency_key
-    try:
-        status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
-    except GatewayError as error:
-        _explain(error, operation, call, upstream.connection)
-        raise
-    return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+    loaded = await tables.load(upstream, operation.lookups) if operation.lookups else None
+    with lookups.using(loaded):
+        try:
+            status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+        except GatewayError as error:
+            _explain(error, operation, call, upstream.connection)
+            raise
+        return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
 
 def _explain(error: GatewayError, operation: CompiledOperation, call: Call, connection: Connection) -> None:

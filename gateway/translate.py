@@ -1,7 +1,9 @@
 """`gateway translate`: what a canonical request becomes at a vendor, and what a vendor answer becomes.
 
 Nothing is sent. Credentials are masked in the printed headers and URL. The tool for writing and
-debugging a vendor map.
+debugging a vendor map. Where a map looks a value up in a vendor table (its phone numbers), the
+table is not fetched: the output shows ``<phone_numbers: +14155550100>`` for the value the vendor
+would get, and lists under ``lookups`` the requests that would fetch the tables.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import orjson
 from gateway.config import Config, Connection
 from gateway.engine import Call, Handling, finish, prepare, translate_answer, units, vendor_request
 from gateway.inbound import BODY_MODELS, validate_body
-from gateway.mapping import CompiledOperation, Page
+from gateway.mapping import CompiledOperation, Page, UpstreamRequest, lookups
 from gateway.mapping.request import encode_segment
 from gateway.redact import MASK
 from gateway.upstream import Upstream
@@ -58,6 +60,8 @@ def vendor_side(connection: Connection, call: Call) -> dict[str, Any]:
     operation, context = prepare(connection, call)
     upstream = Upstream(connection, NoTransport())
     output: dict[str, Any] = {"operation": call.operation, "vendor": connection.vendor}
+    if operation.lookups:
+        output["lookups"] = [_lookup_request(name, upstream) for name in operation.lookups]
     output["requests"] = _requests(operation, context, upstream)
     if call.dropped:
         output["dropped"] = call.dropped
@@ -74,26 +78,33 @@ def vendor_side(connection: Connection, call: Call) -> dict[str, Any]:
 
 
 def _requests(operation: CompiledOperation, context: dict[str, Any], upstream: Upstream) -> list[dict[str, Any]]:
+    vendor = upstream.connection.vendor
+    with lookups.using(lookups.Placeholders()):
+        return [_printed(vendor_request(operation, each, vendor), upstream) for _, each in units(operation, context)]
+
+
+def _lookup_request(name: str, upstream: Upstream) -> dict[str, Any]:
+    request = upstream.connection.map.lookups[name].build_request({"params": upstream.connection.params})
+    return {"name": name, **_printed(request, upstream)}
+
+
+def _printed(request: UpstreamRequest, upstream: Upstream) -> dict[str, Any]:
+    """A request as it would leave the gateway, credentials masked."""
     connection = upstream.connection
-    requests = []
-    for _indexes, each in units(operation, context):
-        request = vendor_request(operation, each, connection.vendor)
-        url, headers, body = upstream.wire(request)
-        requests.append(
-            {
-                "method": request.method,
-                "url": _mask(url, connection).replace(encode_segment(CREATED_ID), CREATED_ID),
-                "headers": {name: _mask(value, connection) for name, value in headers.items()},
-                "body": _body(body, headers),
-            }
-        )
-    return requests
+    url, headers, body = upstream.wire(request)
+    return {
+        "method": request.method,
+        "url": _mask(url, connection).replace(encode_segment(CREATED_ID), CREATED_ID),
+        "headers": {name: _mask(value, connection) for name, value in headers.items()},
+        "body": _body(body, headers),
+    }
 
 
 def canonical_side(connection: Connection, call: Call, vendor_answer: Any) -> Any:
     """The canonical answer a vendor's answer (already decoded JSON) would become."""
     operation, context = prepare(connection, call)
-    result = translate_answer(operation, vendor_answer, context, True, connection.vendor, 200)
+    with lookups.using(lookups.Placeholders()):
+        result = translate_answer(operation, vendor_answer, context, True, connection.vendor, 200)
     answer = finish(connection, operation.kind, result, call, filtered_upstream=True)
     return {"data": answer.items, "next_cursor": answer.next_cursor} if isinstance(answer, Page) else answer
 

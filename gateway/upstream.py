@@ -66,6 +66,7 @@ class Upstream:
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
+        self.tables: dict[str, Any] = {}  # the map's lookup tables, fetched through this client (gateway/tables.py)
 
     async def send(self, request: UpstreamRequest, *, retry: bool = False) -> tuple[int, Any]:
         """Send ``request`` (again after retryable faults when ``retry``), within the total time budget.

@@ -13,14 +13,20 @@ import asyncio
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+Handler = Callable[[Request], Awaitable[Response]]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def utc_now() -> str:
@@ -81,6 +87,84 @@ def counting(state: SandboxState, name: str, handler: Callable) -> Callable:
         return await handler(request)
 
     return counted
+
+
+class VendorError(Exception):
+    """A refused request, answered with the simulated vendor's own error body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+@dataclass
+class VendorApi:
+    """What one simulated vendor's routes share: its account, how it checks a key, how it words an error.
+
+    ``refuse(status, message)`` builds the vendor's error; unknown paths (404) and wrong methods
+    (405) are worded by it too.
+    """
+
+    state: SandboxState
+    key_ok: Callable[[Request], bool]
+    refuse: Callable[[int, str], VendorError]
+
+    def guarded(self, handler: Handler) -> Handler:
+        """``handler`` behind the key check (401 in the vendor's words)."""
+
+        async def authorized(request: Request) -> Response:
+            if not self.key_ok(request):
+                raise self.refuse(401, "Unauthorized")
+            return await handler(request)
+
+        return authorized
+
+    def route(self, operation: str, path: str, handler: Handler, method: str) -> Route:
+        """A route counted under ``operation`` that first checks the key."""
+        return Route(path, counting(self.state, operation, self.guarded(handler)), methods=[method])
+
+    def app(self, routes: list[Route]) -> Starlette:
+        async def vendor_error(_: Request, exc: Exception) -> Response:
+            assert isinstance(exc, VendorError)
+            return JSONResponse(exc.body, status_code=exc.status)
+
+        async def http_error(_: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            refused = self.refuse(exc.status_code, "Not found" if exc.status_code == 404 else str(exc.detail))
+            return JSONResponse(refused.body, status_code=refused.status, headers=exc.headers)
+
+        handlers = {VendorError: vendor_error, HTTPException: http_error}
+        return Starlette(routes=[*routes, *control_routes(self.state)], exception_handlers=handlers)
+
+    async def body(self, request: Request) -> Any:
+        """The JSON body, or 400 in the vendor's words."""
+        try:
+            return await read_json(request)
+        except ValueError:
+            raise self.refuse(400, "The request body is not valid JSON") from None
+
+    def parsed(self, model: type[Model], data: Any, status: int = 400) -> Model:
+        """``model`` from ``data``, or ``status`` naming the first offending field (``customers.0.number: …``)."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise self.refuse(status, f"{where}: {first['msg']}" if where else first["msg"]) from None
+
+    def query_int(self, request: Request, name: str, default: int, low: int = 0, high: int | None = None) -> int:
+        """The whole-number query parameter ``name`` within ``[low, high]``, or 400 in the vendor's words."""
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+            raise self.refuse(400, f"{name} must be a whole number from {low}" + (f" to {high}" if high else ""))
+        return int(raw)
+
+
+def epoch_now() -> int:
+    """The current Unix time in seconds."""
+    return int(datetime.now(UTC).timestamp())
 
 
 def control_routes(state: SandboxState) -> list[Route]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 
 from gateway.cli import main
 from gateway.keys import KEY_PREFIX, key_hash
+from gateway.mapping.expressions import EXPRESSION_KEYS
+from gateway.mapping.transforms import TRANSFORMS
 from tests.conftest import ROOT, free_port
 from tests.processes import start_gateway, stop, wait_for_http
 
@@ -63,3 +66,16 @@ def test_serve_workers_auto_is_one_per_core_it_may_use() -> None:
     for wrong in ("0", "-1", "many"):
         with pytest.raises(SystemExit):
             _parser().parse_args(["serve", "--workers", wrong])
+
+
+def test_schema_describes_the_whole_expression_language(capsys) -> None:
+    """`gateway schema` is what an editor shows a map author: every transform and expression key is in it."""
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    described = schema["properties"]["shapes"]["description"]
+    for name in (*TRANSFORMS, *EXPRESSION_KEYS):
+        assert re.search(rf"\b{name}\b", described), name
+    lookups = schema["properties"]["lookups"]["additionalProperties"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["$defs"][lookups]["properties"]) == {"request", "items", "vendor", "canonical", "ttl_seconds"}
+    assert "basic" in schema["$defs"]["AuthSpec"]["properties"]
+    assert "unconverted" in schema["$defs"]["OperationSpec"]["properties"]

@@ -8,9 +8,6 @@ reaches it through its production (aiohttp) transport. No Python is written for 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,9 +25,9 @@ from gateway.app import GatewayApp
 from gateway.config import load_config
 from gateway.transport import AiohttpTransport
 from tests.conftest import TEST_KEY, write_config
+from tests.fakes import Served, served_on_loopback
 
 TOKEN = "acme-secret-token-123"
-STARTUP_SECONDS = 10
 
 ACMEDIAL_MAP = """\
 # acmedial: an invented vendor, for the test of adding a vendor by map alone.
@@ -175,47 +171,12 @@ class AcmeDial:
         )
 
 
-@dataclass
-class Served:
-    vendor: AcmeDial
-    base_url: str
-
-
-def _wait_until_listening(port: int, server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the fake upstream stopped while starting")
-        if server.started:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError(f"the fake upstream did not accept connections within {STARTUP_SECONDS} s")
-
-
 @pytest.fixture
-def acmedial() -> Iterator[Served]:
+def acmedial() -> Iterator[Served[AcmeDial]]:
     """The fake vendor on 127.0.0.1, on a free port, in a background thread."""
     vendor = AcmeDial()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(vendor.app(), log_level="warning", lifespan="off", loop="asyncio", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        _wait_until_listening(port, server, thread)
-        yield Served(vendor, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=STARTUP_SECONDS)
-        sock.close()
-        assert not thread.is_alive(), "the fake upstream did not stop"
+    with served_on_loopback(vendor.app()) as base_url:
+        yield Served(vendor, base_url)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway import models
-from gateway.mapping import VendorMap, load_map, load_maps
+from gateway.engine import vendor_request
+from gateway.mapping import VendorMap, load_map, load_maps, lookups
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -25,7 +26,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_FILES = sorted(GOLDEN.glob("*/*.json"))
 RESPONSE_CASES = [p for p in GOLDEN_FILES if "vendor_payload" in json.loads(p.read_text())]
 REQUEST_CASES = [p for p in GOLDEN_FILES if "canonical_request" in json.loads(p.read_text())]
-VENDOR_NAMES = ("hamsa", "voiso", "sarvam", "dialnexa")
+VENDOR_NAMES = ("hamsa", "voiso", "sarvam", "dialnexa", "vapi", "elevenlabs", "bland", "exotel")
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -38,6 +39,21 @@ def vendor_map(vendor: str) -> VendorMap:
 
 def case_id(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}"
+
+
+def tables(path: Path, case: dict[str, Any]) -> lookups.Loaded | None:
+    """The lookup tables a case's vendor list answers give (``lookups``: name -> the vendor's answer)."""
+    compiled = vendor_map(path.parent.name).lookups
+    answers = case.get("lookups", {})
+    return lookups.Loaded({name: compiled[name].table(answer) for name, answer in answers.items()}) if answers else None
+
+
+def parse(path: Path, case: dict[str, Any], include_vendor_data: bool) -> Any:
+    operation = vendor_map(path.parent.name).operations[case["operation"]]
+    with lookups.using(tables(path, case)):
+        return operation.parse_response(
+            case["vendor_payload"], {"page": {"offset": 0, "limit": 20}}, include_vendor_data
+        )
 
 
 def differences(actual: Any, expected: Any, where: str = "") -> list[str]:
@@ -72,7 +88,7 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert GOLDEN_FILES, "no golden files found"
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
-    assert vendors == {"hamsa", "voiso", "sarvam", "generic"}
+    assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland", "exotel"}
     assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
@@ -96,10 +112,7 @@ def test_differences_names_the_field() -> None:
 @pytest.mark.parametrize("path", RESPONSE_CASES, ids=case_id)
 def test_vendor_answer_to_canonical(path: Path) -> None:
     case = json.loads(path.read_text())
-    operation = vendor_map(path.parent.name).operations[case["operation"]]
-    context = {"page": {"offset": 0, "limit": 20}}
-    result = operation.parse_response(case["vendor_payload"], context, False)
-    assert_same(result, case["canonical"], case_id(path))
+    assert_same(parse(path, case, False), case["canonical"], case_id(path))
 
 
 @pytest.mark.parametrize(
@@ -107,10 +120,7 @@ def test_vendor_answer_to_canonical(path: Path) -> None:
 )
 def test_vendor_answer_with_vendor_data(path: Path) -> None:
     case = json.loads(path.read_text())
-    operation = vendor_map(path.parent.name).operations[case["operation"]]
-    context = {"page": {"offset": 0, "limit": 20}}
-    result = operation.parse_response(case["vendor_payload"], context, True)
-    assert_same(result, case["canonical_with_vendor_data"], case_id(path) + " (include=vendor_data)")
+    assert_same(parse(path, case, True), case["canonical_with_vendor_data"], case_id(path) + " (include=vendor_data)")
 
 
 @pytest.mark.parametrize("include_vendor_data", [False, True], ids=["plain", "vendor_data"])
@@ -118,11 +128,7 @@ def test_vendor_answer_with_vendor_data(path: Path) -> None:
 def test_canonical_answer_is_a_valid_campaign(path: Path, include_vendor_data: bool) -> None:
     case = json.loads(path.read_text())
     vendor = path.parent.name
-    result = (
-        vendor_map(vendor)
-        .operations[case["operation"]]
-        .parse_response(case["vendor_payload"], {"page": {"offset": 0, "limit": 20}}, include_vendor_data)
-    )
+    result = parse(path, case, include_vendor_data)
     try:
         campaign = models.Campaign.model_validate({"connection": "c1", "vendor": vendor, **result})
     except ValidationError as exc:
@@ -169,7 +175,8 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
     operation = vendor_map(path.parent.name).operations[case["operation"]]
     assert operation.fields is not None
     assert operation.fields.apply(body, False, "vendor").problems == [], "the golden request is refused as it is"
-    request = operation.build_request(create_context(body, case["params"]))
+    with lookups.using(tables(path, case)):  # the engine's own path: vendor_options merged where the map says
+        request = vendor_request(operation, create_context(body, case["params"]), path.parent.name)
     expected = case["vendor_request"]
     assert request.method == expected["method"]
     assert request.path == expected["path"]
@@ -185,6 +192,10 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
         ("voiso", []),
         ("sarvam", ["agent_id", "from_number", "schedule.end_at"]),
         ("generic", []),
+        ("vapi", ["agent_id", "from_number", "recipients"]),
+        ("elevenlabs", ["agent_id", "from_number", "recipients"]),
+        ("bland", ["recipients"]),
+        ("exotel", ["from_number", "recipients"]),
     ],
 )
 def test_create_required_fields(vendor: str, expected: list[str]) -> None:
@@ -311,7 +322,7 @@ def test_sarvam_recipients_add_without_variables() -> None:
 def test_every_map_compiles_without_problems() -> None:
     maps, problems = load_maps(MAPPINGS)
     assert problems == [], [str(p) for p in problems]
-    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa"}
+    assert set(maps) == {"hamsa", "voiso", "sarvam", "generic", "dialnexa", "vapi", "elevenlabs", "bland", "exotel"}
     assert maps["dialnexa"] is maps["generic"]
     for name, compiled in maps.items():
         assert {"create", "get", "list"} <= set(compiled.operations), name

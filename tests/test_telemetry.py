@@ -487,7 +487,7 @@ async def test_readyz_reports_its_detail(demo_client: httpx.AsyncClient) -> None
     detail = ready.json()
     assert detail["status"] == "ready"
     assert Path(detail["config"]) == ROOT / "config.yaml"
-    assert (detail["tenants"], detail["connections"]) == (1, 4)
+    assert (detail["tenants"], detail["connections"]) == (1, 8)
     assert detail["cache"]["backend"] == "memory"
     assert detail["cache"]["ok"] is True
     assert detail["cache"]["entries"] == 0

@@ -10,6 +10,7 @@ canonical campaign a vendor answer becomes.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -40,6 +41,9 @@ AUTH = {
     "voiso-sandbox": ("Authorization", "Bearer [redacted]"),
     "sarvam-sandbox": ("X-API-Key", "[redacted]"),
     "dialnexa-sandbox": ("Authorization", "Bearer [redacted]"),
+    "vapi-sandbox": ("Authorization", "Bearer [redacted]"),
+    "elevenlabs-sandbox": ("xi-api-key", "[redacted]"),
+    "exotel-sandbox": ("Authorization", "Basic [redacted]"),
 }
 SARVAM_BASE = "http://sandbox/v1/orgs/demo-org/workspaces/demo-workspace/campaigns"
 
@@ -481,6 +485,38 @@ def test_dialnexa(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
 
     canonical = check_response(capsys, tmp_path, connection, "generic")
     assert canonical["retry"] == {"max_attempts": 4, "interval_minutes": 120}
+
+
+# ------------------------------------------------------------------- vapi, elevenlabs, exotel
+
+
+@pytest.mark.parametrize(
+    ("connection", "list_url", "caller"),
+    [
+        ("vapi-sandbox", "http://sandbox/phone-number?limit=1000", "phoneNumberId"),
+        ("elevenlabs-sandbox", "http://sandbox/v1/convai/phone-numbers", "agent_phone_number_id"),
+    ],
+)
+def test_a_looked_up_caller_is_shown_not_fetched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, connection: str, list_url: str, caller: str
+) -> None:
+    body = {"name": "Looked up", "agent_id": "a-1", "from_number": "+14155550100", "recipients": RECIPIENTS[:1]}
+    code, out, err = translate(capsys, tmp_path, connection, "create", body=body, handling="lenient")
+    assert code == 0, err
+    [lookup] = out["lookups"]
+    assert (lookup["name"], lookup["method"], lookup["url"]) == ("phone_numbers", "GET", list_url)
+    check_masked(lookup, connection)
+    assert only_request(out, connection, "create")["body"][caller] == "<phone_numbers: +14155550100>"
+
+
+def test_exotel_basic_auth_is_masked_whole(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    connection = "exotel-sandbox"
+    code, out, err = translate(capsys, tmp_path, connection, "get", campaign_id="c1")
+    assert code == 0, err
+    request = only_request(out, connection, "get")
+    assert request["url"] == "http://sandbox/v2/accounts/demo-sid/campaigns/c1"
+    token = base64.b64encode(b"sandbox-key:sandbox-token").decode()
+    assert token not in json.dumps(out) and "sandbox-token" not in json.dumps(out)
 
 
 # ------------------------------------------------------------------- a real address, a real credential

@@ -4,7 +4,9 @@ Every leaf of the body is exactly one of: *native* (the vendor request carries i
 (a later step of the operation carries it) or *unsupported* (nothing carries it). Nothing is
 hand-listed: a leaf the map does not send is unsupported, so no field can vanish unseen. A
 request setting an unsupported leaf is refused (strict) or sent without it and told so
-(lenient); a request lacking a *required* field is refused either way.
+(lenient); a request lacking a *required* field is refused either way. A refusal says which of
+the two it is: the vendor has no such field, or the map has no conversion to the vendor's field
+(the map's ``unconverted`` notes).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class FieldPlan:
         composed: dict[Path, str],
         unsupported: list[Path],
         required: list[Requirement],
+        unconverted: dict[Path, str] | None = None,
     ) -> None:
         self.native, self.composed, self.unsupported, self.required = native, composed, unsupported, required
-        self._unsupported = [(field_text(path), path, compile_getter(path)) for path in unsupported]
+        notes = unconverted or {}
+        self._unsupported = [(field_text(path), path, compile_getter(path), _note(path, notes)) for path in unsupported]
         self._required = [
             (r, _missing_finder(r.path), compile_getter(r.only_with) if r.only_with else None) for r in required
         ]
@@ -68,20 +72,29 @@ class FieldPlan:
     def apply(self, body: dict[str, Any], lenient: bool, vendor: str) -> FieldOutcome:
         """Refuse or leave out what the vendor cannot carry, and find what it needs but the body lacks."""
         problems: list[dict[str, str]] = []
-        present = [(name, path) for name, path, get in self._unsupported if get(body) not in _ABSENT]
+        present = [(name, path, note) for name, path, get, note in self._unsupported if get(body) not in _ABSENT]
         if present and lenient:
             body = copy.deepcopy(body)
-            for _name, path in present:
+            for _name, path, _note in present:
                 _remove(body, path)
         elif present:
-            problems += [
-                {"field": name, "message": f"{vendor} has no equivalent for this field"} for name, _ in present
-            ]
+            problems += [{"field": name, "message": _refusal(vendor, note)} for name, _, note in present]
         for _requirement, missing, condition in self._required:
             if condition is not None and condition(body) in _ABSENT:
                 continue
             problems += [{"field": name, "message": f"{vendor} requires this field"} for name in missing(body)]
-        return FieldOutcome(body, [name for name, _ in present] if lenient else [], problems)
+        return FieldOutcome(body, [name for name, _, _ in present] if lenient else [], problems)
+
+
+def _note(leaf: Path, notes: dict[Path, str]) -> str | None:
+    """The map's note on why it cannot convert this leaf (given on the leaf or a field above it)."""
+    return next((note for path, note in notes.items() if leaf[: len(path)] == path), None)
+
+
+def _refusal(vendor: str, note: str | None) -> str:
+    if note is None:
+        return f"{vendor} has no equivalent for this field"
+    return f"{vendor} has a related field, but the map has no conversion to it: {note}"
 
 
 def _missing_finder(path: Path) -> Callable[[Any], list[str]]:

@@ -2,11 +2,12 @@
 
 Problems are collected, not raised one at a time, so ``gateway check`` names every one in a
 file. Canonical names a map writes (sources under ``body.``, ``required``, ``unsupported``,
-step ``carries``, shape targets) are checked against the canonical models.
+``unconverted``, step ``carries``, shape targets) are checked against the canonical models.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
 from gateway.mapping.expressions import Scope, compile_fields
+from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, lookups_of
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
 from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
 from gateway.mapping.response import Shapes, compile_response
@@ -95,10 +97,12 @@ class CompiledOperation:
     fan_out: FanOut | None
     build_request: Callable[[dict[str, Any]], UpstreamRequest]
     parse_response: Callable[[Any, dict[str, Any], bool], Any]
+    options_at: Callable[[dict[str, Any]], dict[str, Any]]  # the object of the JSON body vendor_options merge into
     fields: FieldPlan | None = None  # operations with a canonical body
     steps: list[Step] = field(default_factory=list)
     # (vendor body field, canonical field it carries): to name a refused field as the client knows it
     vendor_fields: list[tuple[Path, Path]] = field(default_factory=list)
+    lookups: tuple[str, ...] = ()  # the tables its request or answer reads (fetched before it runs)
 
 
 @dataclass
@@ -120,12 +124,24 @@ class VendorMap:
     digest: str = ""  # of the map file: a changed map means new clients on reload
     # Per operation with a body: each canonical field native, composed or unsupported, and what is required.
     capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    auth_basic: tuple[str, str] | None = None  # username and password templates
+    lookups: dict[str, CompiledLookup] = field(default_factory=dict)
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
         headers = {name: render_template(value, context) for name, value in self.auth_headers.items()}
         query = {name: render_template(value, context) for name, value in self.auth_query.items()}
+        for token in self.encoded_secrets(credentials, params):
+            headers["Authorization"] = f"Basic {token}"
         return headers, query
+
+    def encoded_secrets(self, credentials: dict[str, str], params: dict[str, str]) -> list[str]:
+        """Credentials as they travel encoded (basic auth's base64), to be masked like the credentials themselves."""
+        if self.auth_basic is None:
+            return []
+        context = {"credentials": credentials, "params": params}
+        username, password = (render_template(template, context) for template in self.auth_basic)
+        return [base64.b64encode(f"{username}:{password}".encode()).decode()]
 
 
 def compile_map(spec: MapSpec) -> VendorMap:
@@ -139,6 +155,12 @@ def compile_map(spec: MapSpec) -> VendorMap:
             shapes.compiled[name] = compile_fields(fields, ("shapes", name), response_scope, omit_null=False)
         except MapError as exc:
             problems.append(exc)
+    lookups: dict[str, CompiledLookup] = {}
+    for name, lookup in spec.lookups.items():
+        try:
+            lookups[name] = compile_lookup(name, lookup, ("lookups", name), response_scope)
+        except MapError as exc:
+            problems.append(exc)
     operations: dict[str, CompiledOperation] = {}
     native: dict[str, list[Path]] = {}
     for name, op in spec.operations.items():
@@ -148,8 +170,13 @@ def compile_map(spec: MapSpec) -> VendorMap:
             )
         except MapError as exc:
             problems.append(exc)
+        else:
+            operations[name].lookups = lookups_of(name, op, spec, problems)
     _plan_fields(spec, operations, native, problems)
-    templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values()]
+    basic = (spec.auth.basic.username, spec.auth.basic.password) if spec.auth.basic else None
+    if basic and any(name.lower() == "authorization" for name in spec.auth.headers):
+        problems.append(MapError("auth has basic and an Authorization header: choose one", ("auth", "basic")))
+    templates = [spec.base_url, *spec.auth.headers.values(), *spec.auth.query.values(), *(basic or ())]
     templates += [op.request.path for op in spec.operations.values()]
     placeholders = [m for text in templates for m in PLACEHOLDER.findall(text)]
     error_fields: FieldErrors = lambda _body: []  # noqa: E731 (replaced unless the section is broken)
@@ -180,6 +207,8 @@ def compile_map(spec: MapSpec) -> VendorMap:
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
+        auth_basic=basic,
+        lookups=lookups,
     )
 
 
@@ -244,6 +273,7 @@ def _compile_operation(
             for target, source in request.body_pairs
             if (found := _canonical(source, fan_out)) is not None
         ],
+        options_at=request.options_at,
     )
     return compiled, native
 
@@ -325,12 +355,17 @@ def _plan_fields(
             continue
         steps, composed, needs = _link_steps(name, spec, model, native, required, problems)
         sent = set(native[name]) | set(composed)
-        for i, text in enumerate(op.unsupported):
+        listed = [(text, (*loc, "unsupported", i)) for i, text in enumerate(op.unsupported)]
+        listed += [(text, (*loc, "unconverted", text)) for text in op.unconverted]
+        notes: dict[Path, str] = {}
+        for text, where in listed:
             path, problem = parse_field(text, model)
             if problem is None and path is not None and any(leaf in sent for leaf in covered_by(path, model)):
-                problem = f"{text!r} is listed as unsupported, but the map sends it"
+                problem = f"{text!r} is listed as {where[2]}, but the map sends it"
             if problem is not None:
-                problems.append(MapError(problem, (*loc, "unsupported", i)))
+                problems.append(MapError(problem, where))
+            elif path is not None and text in op.unconverted:
+                notes[path] = op.unconverted[text]
         for i, path in enumerate(required[name]):
             if not any(leaf in sent for leaf in covered_by(path, model)):
                 problems.append(
@@ -338,7 +373,7 @@ def _plan_fields(
                 )
         unsupported = [leaf for leaf in leaves(model) if leaf not in sent]
         own = [Requirement(path) for path in required[name]]
-        compiled.fields = FieldPlan(native[name], composed, unsupported, own + needs)
+        compiled.fields = FieldPlan(native[name], composed, unsupported, own + needs, notes)
         compiled.steps = steps
 
 

@@ -9,6 +9,8 @@ An expression says where a value comes from and how it is converted:
     {concat: [recipients.pending, recipients.failed]}   # lists joined into one
     {from: body.recipients, each: {phoneNumber: phone_number, name: name}}
     {from: max_dial_attempts, default: 1}
+    {difference: [total_calls_scheduled, total_calls_dispatched]}   # see computed.py
+    {from: next_doc, when: has_more}                                 # see conditions.py
 
 A field map is an object of ``target.path: expression``; it builds a new document.
 Each compiled piece also reports the source paths it carried over (``consumed``), so what a
@@ -23,16 +25,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.mapping import computed
+from gateway.mapping.conditions import ConditionError, compile_condition
+from gateway.mapping.errors import Unconvertible
 from gateway.mapping.paths import EVERY, Path, PathError, compile_getter, parse_path, set_at
 from gateway.mapping.transforms import TRANSFORMS, Enum, Fn, MapError
 
-EXPRESSION_KEYS = ("from", "const", "coalesce", "concat", "each", "pipe", "default")
-SOURCE_KEYS = ("from", "const", "coalesce", "concat")
+SOURCE_KEYS = ("from", "const", "coalesce", "concat", "sum", "difference", "index")
+EXPRESSION_KEYS = (*SOURCE_KEYS, "each", "pipe", "default", "when", "unless")
 Loc = tuple[str | int, ...]
+_SHOWN = 80  # characters of a value a conversion message quotes
 
 
 class TranslationError(ValueError):
-    """A value that cannot be converted; ``field`` names where it came from."""
+    """A value that cannot be converted; ``field`` names where it came from, ``message`` the form expected."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -82,7 +88,21 @@ def compile_expression(spec: Any, loc: Loc, scope: Scope) -> Compiled:
         source = Compiled(_chain(source.fn, fn), kept[0], source.reads, kept[1])
     if "default" in spec:
         source = Compiled(_with_default(source.fn, spec["default"]), source.consumed, source.reads, source.pairs)
+    for key in ("when", "unless"):
+        if key in spec:
+            source = _conditional(source, key, spec[key], (*loc, key))
     return source
+
+
+def _conditional(source: Compiled, key: str, spec: Any, loc: Loc) -> Compiled:
+    """The value only where the condition holds (``when``) or does not (``unless``); null otherwise."""
+    try:
+        condition = compile_condition(spec)
+    except ConditionError as exc:
+        raise MapError(f"{key}: {exc}", loc) from exc
+    fn, holds, wanted = source.fn, condition.holds, key == "when"
+    reads = source.reads + [(path, loc) for path in condition.paths]
+    return Compiled(lambda doc: fn(doc) if holds(doc) is wanted else None, source.consumed, reads, source.pairs)
 
 
 def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Compiled:
@@ -158,6 +178,13 @@ def _compile_source(spec: dict[str, Any], loc: Loc, scope: Scope) -> Compiled:
         return Compiled(lambda _doc: value)
     if kind in ("coalesce", "concat"):
         return _compile_alternatives(kind, spec[kind], (*loc, kind), scope)
+    if kind in computed.ARITHMETIC:
+        return _compile_arithmetic(kind, spec[kind], (*loc, kind), scope)
+    if kind == "index":
+        try:
+            return Compiled(computed.index(spec["index"]))
+        except MapError as exc:
+            raise MapError(exc.message, (*loc, "index")) from exc
     try:
         path = parse_path(spec["from"])
     except PathError as exc:
@@ -192,15 +219,38 @@ def _compile_alternatives(kind: str, options: Any, loc: Loc, scope: Scope) -> Co
     )
 
 
+def _compile_arithmetic(kind: str, options: Any, loc: Loc, scope: Scope) -> Compiled:
+    """``sum`` / ``difference`` of two or more expressions (see computed.py)."""
+    if not isinstance(options, list) or len(options) < 2:
+        raise MapError(f"{kind} takes a list of two or more expressions", loc)
+    parts = [compile_expression(option, (*loc, i), scope) for i, option in enumerate(options)]
+    consumed = [path for part in parts for path in part.consumed]
+    label = ".".join(map(str, consumed[0])) if consumed else "value"
+    compute = computed.arithmetic(kind, [part.fn for part in parts])
+    fn = _guard(compute, "numbers", scalar=False, sees_none=True, strict=scope.strict, label=label)
+    return Compiled(fn, consumed, [read for part in parts for read in part.reads])
+
+
 def _compile_each(source: Compiled, spec: Any, loc: Loc, scope: Scope) -> Compiled:
     item = compile_fields(spec, loc, scope, omit_null=scope.strict)
     build = item.fn
+    where = ".".join(map(str, source.consumed[0])) if source.consumed else "value"
+    counted = computed.uses_index(spec)
+
+    def build_at(position: int, element: Any) -> Any:
+        try:
+            if not counted:
+                return build(element)
+            with computed.element(position):
+                return build(element)
+        except TranslationError as exc:  # name the element: recipients[2].phone_number
+            raise TranslationError(f"{where}[{position}].{exc.field}", exc.message) from exc
 
     def each(doc: Any) -> Any:
         items = source.fn(doc)
         if not isinstance(items, list):
             return None
-        return [build(element) for element in items]
+        return [build_at(position, element) for position, element in enumerate(items)]
 
     consumed = [(*base, EVERY, *sub) for base in source.consumed for sub in item.consumed]
     reads = source.reads + [((*base, EVERY, *sub), where) for base, _ in source.reads for sub, where in item.reads]
@@ -225,7 +275,7 @@ def _compile_pipe(steps: Any, loc: Loc, scope: Scope, label: str) -> tuple[Fn, b
             fn = transform.build(arg, scope.enums)
         except MapError as exc:
             raise MapError(exc.message, (*loc, i)) from exc
-        fns.append(_guard(fn, transform.scalar, transform.sees_none, scope.strict, label))
+        fns.append(_guard(fn, transform.expects, transform.scalar, transform.sees_none, scope.strict, label))
         lossy = lossy or transform.lossy
     return _chain(*fns), lossy
 
@@ -239,15 +289,20 @@ def _step_name_and_arg(step: Any, loc: Loc) -> tuple[str, Any]:
     raise MapError("a transform is a name or {name: argument}", loc)
 
 
-def _guard(fn: Fn, scalar: bool, sees_none: bool, strict: bool, label: str) -> Fn:
-    """Apply ``fn`` per element for scalar transforms; decide what a failed conversion means."""
+def _guard(fn: Fn, expects: str, scalar: bool, sees_none: bool, strict: bool, label: str) -> Fn:
+    """Apply ``fn`` per element for scalar transforms; decide what a failed conversion means.
+
+    In a request it is the client's error, naming the field and the form expected (never Python's
+    own message); in a vendor's answer the value becomes null.
+    """
 
     def convert(value: Any) -> Any:
         try:
             return fn(value)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             if strict:
-                raise TranslationError(label, str(exc)) from exc
+                said = str(exc) if isinstance(exc, Unconvertible) else f"expected {expects}, got {_shown(value)}"
+                raise TranslationError(label, said) from exc
             return None
 
     def each_element(values: list[Any]) -> list[Any] | None:
@@ -262,6 +317,11 @@ def _guard(fn: Fn, scalar: bool, sees_none: bool, strict: bool, label: str) -> F
     if sees_none:
         return convert
     return lambda value: None if value is None else convert(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
 def _chain(*fns: Fn) -> Fn:

@@ -1,8 +1,9 @@
-"""Paths into JSON documents: ``a.b``, ``items[0].id``, ``sets[*].numbers[*]``.
+"""Paths into JSON documents: ``a.b``, ``items[0].id``, ``items[-1].id``, ``sets[*].numbers[*]``.
 
 A path is parsed once into a tuple of steps (a key, an index, or ``*`` for every element) and
-compiled into a getter. ``*`` flattens: ``sets[*].numbers[*]`` is one list of all numbers.
-Target paths (where a value is written) take keys and indexes only.
+compiled into a getter. ``*`` flattens: ``sets[*].numbers[*]`` is one list of all numbers. A
+negative index counts from the end (``[-1]`` is the last element). Target paths (where a value is
+written) take keys and indexes from the start only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ Step = str | int
 Path = tuple[Step, ...]
 EVERY = "*"
 
-_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)?((?:\[(?:\*|\d+)\])*)")
-_INDEX = re.compile(r"\[(\*|\d+)\]")
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)?((?:\[(?:\*|-?\d+)\])*)")
+_INDEX = re.compile(r"\[(\*|-?\d+)\]")
 
 
 class PathError(ValueError):
@@ -38,6 +39,8 @@ def parse_path(text: str, *, allow_every: bool = True) -> Path:
         for index in _INDEX.findall(indexes):
             if index == EVERY and not allow_every:
                 raise PathError(f"bad path {text!r}: [*] is not allowed here")
+            if index.startswith("-") and not allow_every:
+                raise PathError(f"bad path {text!r}: [{index}] is not allowed here (a target counts from the start)")
             steps.append(EVERY if index == EVERY else int(index))
     return tuple(steps)
 
@@ -64,6 +67,10 @@ def compile_getter(path: Path) -> Callable[[Any], Any]:
 
         return get_every
 
+    if len(path) == 1 and isinstance(path[0], str):  # the most common path, read the quickest
+        key = path[0]
+        return lambda doc: doc.get(key) if isinstance(doc, dict) else None
+
     def get(doc: Any) -> Any:
         for step in path:
             if isinstance(step, str):
@@ -71,7 +78,7 @@ def compile_getter(path: Path) -> Callable[[Any], Any]:
                     return None
                 doc = doc.get(step)
             else:
-                if not isinstance(doc, list) or step >= len(doc):
+                if not isinstance(doc, list) or not -len(doc) <= step < len(doc):
                     return None
                 doc = doc[step]
             if doc is None:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import orjson
 
 from gateway.mapping.expressions import Compiled, Scope, TranslationError, compile_expression, compile_fields
-from gateway.mapping.paths import Path, PathError, compile_getter, parse_path
+from gateway.mapping.paths import EVERY, Path, PathError, compile_getter, parse_path
 from gateway.mapping.spec import PartSpec, RequestSpec
 from gateway.mapping.transforms import Fn, MapError
 
@@ -41,6 +41,7 @@ class CompiledRequest:
     query_consumed: list[Path]
     json_object: bool  # the body is a field map: an object that vendor_options can be merged into
     body_pairs: list[tuple[Path, Path]]  # (path in the JSON body, context path it carries whole)
+    options_at: Callable[[dict[str, Any]], dict[str, Any]]  # the object of that body they merge into
 
 
 def path_of(text: str, loc: Loc) -> Path:
@@ -90,6 +91,7 @@ def compile_request(spec: RequestSpec, loc: Loc, scope: Scope) -> CompiledReques
         query_consumed=query.consumed,
         json_object=spec.body is not None,
         body_pairs=body.pairs if body is not None else [],
+        options_at=_compile_options_target(spec.vendor_options, (*loc, "vendor_options")),
     )
 
 
@@ -152,3 +154,28 @@ def _compile_part(part: PartSpec, loc: Loc, scope: Scope) -> Compiled:
     if part.fields is not None:
         return compile_fields(part.fields, (*loc, "fields"), scope, omit_null=True)
     return compile_expression(part.value, (*loc, "value"), scope)
+
+
+def _compile_options_target(text: str | None, loc: Loc) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The object of a JSON body vendor_options merge into, made where the body has none yet."""
+    if text is None:
+        return lambda body: body
+    path = path_of(text, loc)
+    if EVERY in path:
+        raise MapError("vendor_options goes into one object: a path without [*]", loc)
+
+    def target(body: dict[str, Any]) -> dict[str, Any]:
+        node: Any = body
+        for step in path:
+            if isinstance(step, str) and isinstance(node, dict):
+                node = node.setdefault(step, {})
+            elif isinstance(step, int) and isinstance(node, list) and -len(node) <= step < len(node):
+                node = node[step]
+            else:
+                node = None
+                break
+        if not isinstance(node, dict):
+            raise TranslationError("vendor_options", f"the request has no object at {text} to take them")
+        return node
+
+    return target

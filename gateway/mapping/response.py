@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway import models
+from gateway.mapping import computed
 from gateway.mapping.canonical import inner_model, parse_field
 from gateway.mapping.expressions import Compiled, Scope, compile_expression
 from gateway.mapping.paths import compile_getter, without_paths
@@ -75,6 +76,11 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
     if op.fan_out and response.shape is None:
         # Each call's answer is kept whole; the engine counts what was accepted.
         return lambda body, _context, _include: unwrap(body)
+    if kind == "campaign" and op.refetch and response.shape is None:
+        # The answer says nothing the map reads (e.g. {"data": null}): a fresh get of the same id answers.
+        if "{id}" not in op.request.path:
+            raise MapError("refetch without a shape needs {id} in the path (else a shape reads the new id)", loc)
+        return lambda _body, context, _include: {"id": context["id"]}
     shape = shapes.get(response.shape, kind, loc)
     if kind in ("campaign", "recipients_added"):
         return lambda body, _context, include: shape(_object(unwrap(body)), include)
@@ -88,6 +94,13 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
         else None
     )
     gateway_paging = op.paging == "gateway"
+    counted = computed.uses_index(shapes.specs.get(response.shape))
+
+    def shaped(position: int, item: Any, include: bool) -> dict[str, Any]:
+        if not counted:
+            return shape(_object(item), include)
+        with computed.element(position):  # the item's place in the vendor's whole list
+            return shape(_object(item), include)
 
     def parse_page(body: Any, context: dict[str, Any], include: bool) -> Page:
         doc = unwrap(body)
@@ -105,7 +118,7 @@ def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, lo
             page_items, count = found, total(doc) if total else None
             more = offset + len(found) < count if isinstance(count, int) else len(found) >= limit > 0
             cursor = str(offset + len(found)) if more and found else None
-        return Page([shape(_object(item), include) for item in page_items], cursor)
+        return Page([shaped(offset + i, item, include) for i, item in enumerate(page_items)], cursor)
 
     return parse_page
 

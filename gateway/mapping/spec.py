@@ -1,7 +1,8 @@
 """The structure of a vendor map file, validated before anything is compiled.
 
 Expressions inside it stay ``Any`` here: the expression compiler checks them and says where.
-``gateway schema`` writes this structure as JSON Schema for editors.
+``gateway schema`` writes this structure as JSON Schema for editors, with the expression
+language summed up in the descriptions below (EXPRESSION, FIELD_MAP).
 """
 
 from __future__ import annotations
@@ -27,16 +28,46 @@ OperationName = Literal[
 ]
 OPERATION_NAMES: tuple[str, ...] = OperationName.__args__  # type: ignore[attr-defined]
 
+TRANSFORM_SYNTAX = (
+    "string, integer, number, lower, upper, e164, digits, utc, hhmm, "
+    "{epoch: seconds|milliseconds} (ISO 8601 -> Unix time), {from_epoch: seconds|milliseconds} (Unix time -> ISO), "
+    '{time_of_day: minutes|seconds|hh:mm:ss} ("HH:MM" -> the vendor\'s form), {from_time_of_day: minutes|seconds|'
+    'hh:mm:ss} (-> "HH:MM"), {strftime: FORMAT} (ISO -> text in UTC), {strptime: FORMAT} (text -> ISO), '
+    "country_code, national_number, {add: N}, {enum: ENUM} (vendor word -> canonical), {vendor_enum: ENUM}, "
+    "{lookup: LOOKUP} (vendor value -> canonical, through a lookups: table), {vendor_lookup: LOOKUP}, first, list, "
+    "flatten, {where: CONDITION} (the elements it holds for), count, keys, parse_json, {get: PATH}, "
+    "{present: [IF_SET, IF_NOT]}, {csv: {columns, spread}}"
+)
+EXPRESSION = (
+    "An expression: a path (a.b, items[0].id, items[-1].id for the last, sets[*].numbers[*]) or an object with one "
+    "source — from: PATH | const: VALUE | coalesce: [EXPR…] (first not null) | concat: [EXPR…] (lists joined) | "
+    "sum: [EXPR…] | difference: [EXPR…] (the first minus the rest) | index: 0|1 (the element's position) — and "
+    "optionally each: {FIELD MAP}, pipe: [TRANSFORM…], default: VALUE, when: CONDITION, unless: CONDITION. A "
+    "condition is a path (holds when set) or {PATH: VALUE or [VALUES]}. Transforms: " + TRANSFORM_SYNTAX
+)
+FIELD_MAP = "A field map {target.path: expression}; targets may nest (a.b) and index (a[0].b). " + EXPRESSION
+
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BasicAuthSpec(Spec):
+    """HTTP basic auth (RFC 7617): ``Authorization: Basic <base64 of username:password>``."""
+
+    username: str = Field(description="A template, e.g. {credentials.api_key}")
+    password: str = Field(description="A template, e.g. {credentials.api_token}")
+
+
 class AuthSpec(Spec):
-    """Headers and query values sent with every request; ``{credentials.NAME}`` and ``{params.NAME}`` are filled in."""
+    """Headers and query values sent with every request; ``{credentials.NAME}`` and ``{params.NAME}`` are filled in.
+
+    A value without placeholders is sent as it is (a literal header, e.g. an API version).
+    """
 
     headers: dict[str, str] = {}
     query: dict[str, str] = {}
+    basic: BasicAuthSpec | None = Field(default=None, description="HTTP basic auth, instead of an Authorization header")
 
 
 class EnumSpec(Spec):
@@ -83,8 +114,8 @@ class ErrorSpec(Spec):
 class PartSpec(Spec):
     """One multipart field: an expression (``value``) or an object built by a field map (``fields``)."""
 
-    value: Any = Field(default=None, description="An expression; objects and lists are sent as JSON")
-    fields: dict[str, Any] | None = Field(default=None, description="A field map; the object is sent as JSON")
+    value: Any = Field(default=None, description="Objects and lists are sent as JSON. " + EXPRESSION)
+    fields: dict[str, Any] | None = Field(default=None, description="The object is sent as JSON. " + FIELD_MAP)
     filename: str | None = None
     content_type: str | None = None
 
@@ -92,17 +123,26 @@ class PartSpec(Spec):
 class RequestSpec(Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str = Field(description="Appended to the base URL; {id}, {params.NAME} are filled in, percent-encoded")
-    query: dict[str, Any] = {}
-    headers: dict[str, str] = {}
-    body: dict[str, Any] | None = Field(default=None, description="A field map building the JSON body")
-    body_from: Any = Field(default=None, description="An expression giving the whole JSON body (e.g. an array)")
+    query: dict[str, Any] = Field(default={}, description="Query parameters (nulls are left out). " + FIELD_MAP)
+    headers: dict[str, str] = Field(default={}, description="Literal headers this request also sends")
+    body: dict[str, Any] | None = Field(
+        default=None,
+        description="The JSON body (nulls are left out). Sources: body.*, id, params.*, page.*, "
+        "filter.status, now, item (under fan_out). " + FIELD_MAP,
+    )
+    body_from: Any = Field(default=None, description="The whole JSON body (e.g. an array). " + EXPRESSION)
     multipart: dict[str, PartSpec] | None = None
+    vendor_options: str | None = Field(
+        default=None,
+        description="Where in the JSON body the client's vendor_options are merged (a path, e.g. campaigns[0]); "
+        "default: the top of the body",
+    )
 
 
 class ResponseSpec(Spec):
     unwrap: str | None = Field(default=None, description="Path to the payload inside the vendor's envelope")
     shape: str | None = Field(default=None, description="Name of the shape the payload (or each item) maps through")
-    items: Any = Field(default=None, description="List operations: expression for the array of items")
+    items: Any = Field(default=None, description="List operations: the array of items. " + EXPRESSION)
     total: str | None = Field(
         default=None, description="List operations: path to the total count, if the vendor gives it"
     )
@@ -153,6 +193,12 @@ class OperationSpec(Spec):
         description="Canonical body fields the vendor cannot carry, for readers: `check` verifies that the "
         "request indeed never sends them (any field the map does not send is unsupported anyway)",
     )
+    unconverted: dict[str, str] = Field(
+        default={},
+        description="Canonical body fields the vendor has a related field for that this map cannot convert to, "
+        "each with a note naming it and why (e.g. max_concurrent_calls: 'dial_level is a ratio, not a number of "
+        "calls'); refused or dropped like any unsupported field, and the refusal quotes the note",
+    )
     then: list[StepSpec] = Field(
         default=[],
         description="Operations run after this one, on the id it answered, each carrying some of its fields",
@@ -160,6 +206,20 @@ class OperationSpec(Spec):
     paging: Literal["vendor", "gateway"] = Field(
         default="vendor",
         description="gateway: the vendor returns everything and the gateway pages it",
+    )
+
+
+class LookupSpec(Spec):
+    """A table read from the vendor itself: each item of a list it answers pairs a canonical value with its own."""
+
+    request: RequestSpec = Field(description="The list to read; it may use params.* only")
+    items: str | None = Field(default=None, description="Path to the list in the answer; default: the answer itself")
+    vendor: Any = Field(description="Over one item: the vendor's value, e.g. its id. " + EXPRESSION)
+    canonical: Any = Field(
+        description="Over one item: the canonical value, e.g. {from: number, pipe: [e164]}. " + EXPRESSION
+    )
+    ttl_seconds: float = Field(
+        default=300, gt=0, description="How long a fetched table is used (a miss refetches one older than 10 s)"
     )
 
 
@@ -173,7 +233,16 @@ class MapSpec(Spec):
     auth: AuthSpec = AuthSpec()
     errors: ErrorSpec = ErrorSpec()
     enums: dict[str, EnumSpec] = {}
-    shapes: dict[str, dict[str, Any]] = {}
+    shapes: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="Vendor object -> canonical fields, by name; what no field reads is kept in vendor_data. "
+        + FIELD_MAP,
+    )
+    lookups: dict[str, LookupSpec] = Field(
+        default={},
+        description="Tables read from the vendor (e.g. its phone numbers), used by {vendor_lookup: NAME} in requests "
+        "and {lookup: NAME} in answers",
+    )
     operations: dict[OperationName, OperationSpec]
     states: dict[Status, list[OperationName]] = Field(
         default={},

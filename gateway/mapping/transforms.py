@@ -2,7 +2,8 @@
 
 Each transform is built once, at compile time, from its argument into a plain function of one
 value. A transform raises ValueError for a value it cannot convert; the expression compiler
-decides what that means (a 422 for a client's request, null for a vendor's answer).
+decides what that means (a 422 naming the field and the form the transform ``expects``, for a
+client's request; null, for a vendor's answer).
 
 *Scalar* transforms apply to each element when given a list and let None through untouched.
 *Lossy* transforms do not carry the source value into the result (``count`` of a list), so the
@@ -16,22 +17,18 @@ import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import phonenumbers
 
+from gateway.mapping import lookups, times
+from gateway.mapping.conditions import ConditionError, compile_condition
+from gateway.mapping.errors import MapError, Unconvertible
 from gateway.mapping.paths import PathError, compile_getter, parse_path
+from gateway.mapping.times import text as _text
 
 Fn = Callable[[Any], Any]
-
-
-class MapError(ValueError):
-    """A problem in a map file, found while compiling it; ``loc`` says where in the file."""
-
-    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
-        super().__init__(message)
-        self.message, self.loc = message, loc
 
 
 @dataclass(frozen=True)
@@ -49,13 +46,14 @@ class Enum:
 
     def to_vendor(self, value: Any) -> str:
         if value not in self.reverse:
-            raise ValueError(f"{value!r} has no equivalent at this vendor")
+            raise Unconvertible(f"{value!r} has no equivalent at this vendor")
         return self.reverse[value]
 
 
 @dataclass(frozen=True)
 class Transform:
     build: Callable[[Any, Mapping[str, Enum]], Fn]
+    expects: str  # the form of value it converts, for the message when a value is not in it
     scalar: bool = True
     lossy: bool = False
     needs_arg: bool = False
@@ -63,17 +61,10 @@ class Transform:
 
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::\d{2}(?:\.\d+)?)?$")
 
 
 def _no_arg(fn: Fn) -> Callable[[Any, Mapping[str, Enum]], Fn]:
     return lambda _arg, _enums: fn
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected text, got {value!r}")
-    return value
 
 
 def _integer(value: Any) -> int:
@@ -94,21 +85,6 @@ def _e164(value: Any) -> str:
 
 def _digits(value: Any) -> str:
     return re.sub(r"\D", "", _text(value))
-
-
-def _utc(value: Any) -> str:
-    moment = datetime.fromisoformat(_text(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
-
-
-def _hhmm(value: Any) -> str:
-    match = _TIME.match(_text(value).strip())
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValueError(f"{value!r} is not a time of day")
-    return f"{int(match[1]):02d}:{match[2]}"
 
 
 def _phone(value: Any) -> phonenumbers.PhoneNumber:
@@ -143,6 +119,33 @@ def _keys(value: Any) -> list[str]:
         if isinstance(item, dict):
             seen.update(dict.fromkeys(item))
     return list(seen)
+
+
+def _where(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
+    """The elements of a list for which a condition holds (``{where: {status: failed}}``)."""
+    try:
+        holds = compile_condition(arg).holds
+    except ConditionError as exc:
+        raise MapError(f"where: {exc}") from exc
+
+    def keep(items: Any) -> list[Any]:
+        if not isinstance(items, list):
+            raise ValueError(f"expected a list, got {items!r}")
+        return [item for item in items if holds(item)]
+
+    return keep
+
+
+def _get(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
+    """The value at a path inside the value (after ``parse_json``, say)."""
+    try:
+        return compile_getter(parse_path(str(arg)))
+    except PathError as exc:
+        raise MapError(f"get: {exc}") from exc
+
+
+def _lookup(direction: str) -> Callable[[Any, Mapping[str, Enum]], Fn]:
+    return lambda name, _enums: lookups.transform(direction, str(name))
 
 
 def _add(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
@@ -199,26 +202,40 @@ def _csv(arg: Any, _enums: Mapping[str, Enum]) -> Fn:
     return to_csv
 
 
+_ISO = "an ISO 8601 date-time"
+_PHONE = "a phone number with its country code"
 TRANSFORMS: dict[str, Transform] = {
-    "string": Transform(_no_arg(str)),
-    "integer": Transform(_no_arg(_integer)),
-    "number": Transform(_no_arg(float)),
-    "lower": Transform(_no_arg(lambda v: _text(v).lower())),
-    "upper": Transform(_no_arg(lambda v: _text(v).upper())),
-    "e164": Transform(_no_arg(_e164)),
-    "digits": Transform(_no_arg(_digits)),
-    "utc": Transform(_no_arg(_utc)),
-    "hhmm": Transform(_no_arg(_hhmm)),
-    "country_code": Transform(_no_arg(lambda v: f"+{_phone(v).country_code}")),
-    "national_number": Transform(_no_arg(lambda v: str(_phone(v).national_number))),
-    "add": Transform(_add, needs_arg=True),
-    "enum": Transform(_enum, needs_arg=True),
-    "vendor_enum": Transform(_vendor_enum, needs_arg=True),
-    "first": Transform(_no_arg(_first), scalar=False),
-    "list": Transform(_no_arg(lambda v: v if isinstance(v, list) else [v]), scalar=False),
-    "flatten": Transform(_no_arg(_flatten), scalar=False),
-    "count": Transform(_no_arg(_count), scalar=False, lossy=True),
-    "keys": Transform(_no_arg(_keys), scalar=False, lossy=True),
-    "present": Transform(_present, scalar=False, lossy=True, needs_arg=True, sees_none=True),
-    "csv": Transform(_csv, scalar=False, needs_arg=True),
+    "string": Transform(_no_arg(str), "any value"),
+    "integer": Transform(_no_arg(_integer), "a whole number"),
+    "number": Transform(_no_arg(float), "a number"),
+    "lower": Transform(_no_arg(lambda v: _text(v).lower()), "text"),
+    "upper": Transform(_no_arg(lambda v: _text(v).upper()), "text"),
+    "e164": Transform(_no_arg(_e164), "a phone number (E.164: + and 7 to 15 digits)"),
+    "digits": Transform(_no_arg(_digits), "text"),
+    "utc": Transform(_no_arg(times.utc), _ISO + " (for Unix time numbers, use from_epoch)"),
+    "hhmm": Transform(_no_arg(times.hhmm), 'a time of day "HH:MM" or "HH:MM:SS"'),
+    "epoch": Transform(times.epoch, _ISO, needs_arg=True),
+    "from_epoch": Transform(times.from_epoch, "a Unix time", needs_arg=True),
+    "time_of_day": Transform(times.time_of_day, 'a time of day "HH:MM"', needs_arg=True),
+    "from_time_of_day": Transform(times.from_time_of_day, "a time of day", needs_arg=True),
+    "strftime": Transform(times.strftime, _ISO, needs_arg=True),
+    "strptime": Transform(times.strptime, "a date-time in the vendor's format", needs_arg=True),
+    "country_code": Transform(_no_arg(lambda v: f"+{_phone(v).country_code}"), _PHONE),
+    "national_number": Transform(_no_arg(lambda v: str(_phone(v).national_number)), _PHONE),
+    "add": Transform(_add, "a whole number", needs_arg=True),
+    "enum": Transform(_enum, "a word of the vendor's", needs_arg=True),
+    "vendor_enum": Transform(_vendor_enum, "a value the vendor has a word for", needs_arg=True),
+    # lossy: the vendor's own value stays in vendor_data, also where the table has no entry for it
+    "lookup": Transform(_lookup("lookup"), "a value the vendor listed", lossy=True, needs_arg=True),
+    "vendor_lookup": Transform(_lookup("vendor_lookup"), "a value the vendor listed", needs_arg=True),
+    "first": Transform(_no_arg(_first), "any value", scalar=False),
+    "list": Transform(_no_arg(lambda v: v if isinstance(v, list) else [v]), "any value", scalar=False),
+    "flatten": Transform(_no_arg(_flatten), "a list", scalar=False),
+    "where": Transform(_where, "a list", scalar=False, lossy=True, needs_arg=True),
+    "count": Transform(_no_arg(_count), "a list or an object", scalar=False, lossy=True),
+    "keys": Transform(_no_arg(_keys), "a list of objects", scalar=False, lossy=True),
+    "parse_json": Transform(_no_arg(orjson.loads), "JSON text", scalar=False, lossy=True),
+    "get": Transform(_get, "an object or a list", scalar=False, needs_arg=True),
+    "present": Transform(_present, "any value", scalar=False, lossy=True, needs_arg=True, sees_none=True),
+    "csv": Transform(_csv, "a list of objects", scalar=False, needs_arg=True),
 }

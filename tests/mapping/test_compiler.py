@@ -113,6 +113,27 @@ def test_render_auth() -> None:
     assert query == {"team": "blue"}
 
 
+def test_basic_auth_is_rendered_and_its_token_is_a_secret() -> None:
+    document = spec(auth={"basic": {"username": "{credentials.api_key}", "password": "{credentials.api_token}"}})
+    compiled = compile_spec(document)
+    assert compiled.required_credentials == {"api_key", "api_token"}
+    headers, query = compiled.render_auth({"api_key": "key", "api_token": "token"}, {})
+    assert (headers, query) == ({"Authorization": "Basic a2V5OnRva2Vu"}, {})  # base64 of key:token
+    assert compiled.encoded_secrets({"api_key": "key", "api_token": "token"}, {}) == ["a2V5OnRva2Vu"]
+    assert compile_spec(spec()).encoded_secrets({"api_key": "k1"}, {}) == []
+
+
+def test_basic_auth_and_an_authorization_header_clash() -> None:
+    basic = {"username": "{credentials.u}", "password": "{credentials.p}"}
+    error = compile_error(spec(auth={"basic": basic, "headers": {"authorization": "x"}}))
+    assert error.loc == ("auth", "basic")
+
+
+def test_literal_headers_are_sent_as_they_are() -> None:
+    compiled = compile_spec(spec(auth={"headers": {"X-Api-Version": "2024-01"}}))
+    assert compiled.render_auth({}, {}) == ({"X-Api-Version": "2024-01"}, {})
+
+
 def test_render_template_missing_value_is_empty() -> None:
     assert render_template("https://{params.host}.x/{params.none}", {"params": {"host": "h"}}) == "https://h.x/"
 
@@ -223,6 +244,88 @@ def test_operation_flags_and_defaults() -> None:
     assert ops["get"].fields is None
     assert ops["delete"].kind == "empty"
     assert ops["delete"].parse_response({"anything": 1}, {}, True) is None
+
+
+def test_a_refusal_says_whether_the_vendor_or_the_map_lacks_the_field() -> None:
+    create = {
+        "request": {"method": "POST", "path": "/c", "body": {"name": "body.name"}},
+        "response": {"shape": "campaign"},
+        "unconverted": {"max_concurrent_calls": "dial_level is a ratio, not a number of calls", "schedule": "a cron"},
+    }
+    plan = compile_spec(spec(operations={"create": create})).operations["create"].fields
+    assert plan is not None
+    body = {
+        "name": "n",
+        "max_concurrent_calls": 3,
+        "webhook_url": "https://h.example",
+        "schedule": {"days": ["monday"]},
+    }
+    assert plan.apply(body, False, "acme").problems == [
+        {
+            "field": "schedule.days",
+            "message": "acme has a related field, but the map has no conversion to it: a cron",
+        },
+        {
+            "field": "max_concurrent_calls",
+            "message": "acme has a related field, but the map has no conversion to it: "
+            "dial_level is a ratio, not a number of calls",
+        },
+        {"field": "webhook_url", "message": "acme has no equivalent for this field"},
+    ]
+    lenient = plan.apply(body, True, "acme")
+    assert (lenient.problems, lenient.dropped) == ([], ["schedule.days", "max_concurrent_calls", "webhook_url"])
+
+
+def test_unconverted_fields_are_checked_like_unsupported_ones() -> None:
+    create = {
+        "request": {"method": "POST", "path": "/c", "body": {"name": "body.name"}},
+        "response": {"shape": "campaign"},
+    }
+    error = compile_error(spec(operations={"create": {**create, "unconverted": {"name": "no"}}}))
+    assert (error.loc, error.message) == (
+        ("operations", "create", "unconverted", "name"),
+        "'name' is listed as unconverted, but the map sends it",
+    )
+    error = compile_error(spec(operations={"create": {**create, "unconverted": {"max_concurent_calls": "x"}}}))
+    assert error.loc == ("operations", "create", "unconverted", "max_concurent_calls")
+    assert "did you mean 'max_concurrent_calls'?" in error.message
+
+
+def test_vendor_options_go_where_the_map_says() -> None:
+    create = {
+        "request": {
+            "method": "POST",
+            "path": "/c",
+            "body": {"campaigns[0].name": "body.name"},
+            "vendor_options": "campaigns[0]",
+        },
+        "response": {"unwrap": "data", "shape": "campaign"},
+    }
+    operation = compile_spec(spec(operations={"create": create})).operations["create"]
+    request = operation.build_request(context(body={"name": "n"}))
+    assert operation.options_at(request.json) is request.json["campaigns"][0]
+    with pytest.raises(TranslationError, match="no object at campaigns\\[0\\]"):
+        operation.options_at({"campaigns": []})
+    into_global = {**create, "request": {**create["request"], "vendor_options": "global"}}
+    made = compile_spec(spec(operations={"create": into_global})).operations["create"].options_at({"name": "n"})
+    assert made == {}, "a body without the object gets one to take the options"
+    assert operation.fields is not None and "vendor_options" in operation.fields.report()["native"]
+    spread = {**create, "request": {**create["request"], "vendor_options": "c[*]"}}
+    error = compile_error(spec(operations={"create": spread}))
+    assert (error.loc, error.message) == (
+        ("operations", "create", "request", "vendor_options"),
+        "vendor_options goes into one object: a path without [*]",
+    )
+
+
+def test_refetch_without_a_shape_answers_with_the_id_it_was_sent() -> None:
+    cancel = {"request": {"method": "POST", "path": "/c/{id}/stop"}, "refetch": True}
+    operation = compile_spec(spec(operations={"cancel": cancel})).operations["cancel"]
+    assert operation.parse_response({"data": None, "errors": None}, {"id": "b-1"}, False) == {"id": "b-1"}
+    error = compile_error(spec(operations={"cancel": {**cancel, "request": {"method": "POST", "path": "/stop"}}}))
+    assert "refetch without a shape needs {id}" in error.message
+    error = compile_error(spec(operations={"cancel": {**cancel, "refetch": False}}))
+    assert "needs response.shape" in error.message
 
 
 def test_bad_required_and_unsupported_paths_loc() -> None:

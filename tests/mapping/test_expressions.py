@@ -203,8 +203,9 @@ def test_lenient_failure_of_one_element_is_dropped() -> None:
 def test_strict_failure_inside_each_names_the_element_field() -> None:
     spec = {"from": "body.recipients", "each": {"n": {"from": "phone_number", "pipe": ["national_number"]}}}
     with pytest.raises(TranslationError) as caught:
-        run(spec, {"body": {"recipients": [{"phone_number": "nope"}]}}, STRICT)
-    assert caught.value.field == "phone_number"
+        run(spec, {"body": {"recipients": [{"phone_number": "+14155551212"}, {"phone_number": "nope"}]}}, STRICT)
+    assert caught.value.field == "body.recipients[1].phone_number"
+    assert caught.value.message == "expected a phone number with its country code, got 'nope'"
 
 
 def test_strict_failure_in_coalesce_is_labelled_with_its_first_path() -> None:
@@ -261,7 +262,20 @@ def test_field_map_builds_a_fresh_document_each_time() -> None:
 
 
 def test_expression_keys() -> None:
-    assert EXPRESSION_KEYS == ("from", "const", "coalesce", "concat", "each", "pipe", "default")
+    assert EXPRESSION_KEYS == (
+        "from",
+        "const",
+        "coalesce",
+        "concat",
+        "sum",
+        "difference",
+        "index",
+        "each",
+        "pipe",
+        "default",
+        "when",
+        "unless",
+    )
 
 
 def test_unknown_key_loc() -> None:

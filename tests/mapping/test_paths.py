@@ -28,6 +28,8 @@ def get(text: str, doc: object) -> object:
         ("_private.x-y", ("_private", "x-y")),
         ("[0].id", (0, "id")),
         ("a1.B_2", ("a1", "B_2")),
+        ("items[-1].id", ("items", -1, "id")),
+        ("grid[-2][0]", ("grid", -2, 0)),
     ],
 )
 def test_parse_good_paths(text: str, steps: tuple) -> None:
@@ -36,7 +38,7 @@ def test_parse_good_paths(text: str, steps: tuple) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "a..b", ".a", "a.", "a[", "a[x]", "a[-1]", "a[1", "1a", "a b", "a.b[0]c", "a[*]x", "a/b", "a[]"],
+    ["", "a..b", ".a", "a.", "a[", "a[x]", "a[-]", "a[--1]", "a[1", "1a", "a b", "a.b[0]c", "a[*]x", "a/b", "a[]"],
 )
 def test_parse_bad_paths(text: str) -> None:
     with pytest.raises(PathError, match="path"):
@@ -63,6 +65,12 @@ def test_every_forbidden_in_targets() -> None:
     assert parse_path("a[0].b", allow_every=False) == ("a", 0, "b")
     with pytest.raises(PathError, match=r"\[\*\] is not allowed"):
         parse_path("a[*].b", allow_every=False)
+
+
+def test_negative_index_forbidden_in_targets() -> None:
+    """A target builds a new document: there is no end to count from yet."""
+    with pytest.raises(PathError, match=r"\[-1\] is not allowed"):
+        parse_path("a[-1].b", allow_every=False)
 
 
 # ---------------------------------------------------------------------------------------------- getters
@@ -92,6 +100,9 @@ DOC = {
         ("items[0].id", 1),
         ("items[2].other", 3),
         ("items[1]", {"id": 2}),
+        ("items[-1].other", 3),  # the last element
+        ("items[-3].id", 1),  # the first, counted from the end
+        ("sets[-1].numbers[-1]", "3"),
     ],
 )
 def test_getter_reads_values(text: str, expected: object) -> None:
@@ -106,6 +117,7 @@ def test_getter_reads_values(text: str, expected: object) -> None:
         "a.b.c.d",  # a step into a number
         "a.b.missing.deeper",
         "items[3].id",  # index out of range
+        "items[-4].id",  # index out of range, from the end
         "items[2].id",  # key missing in the element
         "a[0]",  # index into an object
         "items.id",  # key into a list
@@ -121,6 +133,11 @@ def test_getter_on_non_container_documents() -> None:
     assert get("a", "text") is None
     assert get("[0]", ["first"]) == "first"
     assert get("[1]", ["first"]) is None
+
+
+def test_last_element_of_an_empty_list_is_none() -> None:
+    assert get("items[-1].id", {"items": []}) is None
+    assert get("items[-1]", {"items": [7]}) == 7
 
 
 def test_getter_stops_at_null() -> None:

@@ -43,16 +43,27 @@ def test_the_closed_set_of_transforms() -> None:
         "digits",
         "utc",
         "hhmm",
+        "epoch",
+        "from_epoch",
+        "time_of_day",
+        "from_time_of_day",
+        "strftime",
+        "strptime",
         "country_code",
         "national_number",
         "add",
         "enum",
         "vendor_enum",
+        "lookup",
+        "vendor_lookup",
         "first",
         "list",
         "flatten",
+        "where",
         "count",
         "keys",
+        "parse_json",
+        "get",
         "present",
         "csv",
     }
@@ -60,12 +71,25 @@ def test_the_closed_set_of_transforms() -> None:
 
 def test_transform_flags() -> None:
     scalar = {name for name, t in TRANSFORMS.items() if t.scalar}
-    assert {"first", "list", "flatten", "count", "keys", "present", "csv"}.isdisjoint(scalar)
-    assert {name for name, t in TRANSFORMS.items() if t.lossy} == {"count", "keys", "present"}
+    assert {"first", "list", "flatten", "where", "count", "keys", "parse_json", "get", "present", "csv"}.isdisjoint(
+        scalar
+    )
+    lossy = {"where", "count", "keys", "parse_json", "present", "lookup"}
+    assert {name for name, t in TRANSFORMS.items() if t.lossy} == lossy
     assert {name for name, t in TRANSFORMS.items() if t.needs_arg} == {
+        "epoch",
+        "from_epoch",
+        "time_of_day",
+        "from_time_of_day",
+        "strftime",
+        "strptime",
         "add",
         "enum",
         "vendor_enum",
+        "lookup",
+        "vendor_lookup",
+        "where",
+        "get",
         "present",
         "csv",
     }
@@ -281,7 +305,7 @@ def test_failed_conversion_lenient_is_null_strict_raises() -> None:
     with pytest.raises(TranslationError) as caught:
         piped("hhmm", strict=True)("<string>")
     assert caught.value.field == "v"
-    assert "not a time of day" in caught.value.message
+    assert caught.value.message == 'expected a time of day "HH:MM" or "HH:MM:SS", got \'<string>\''
 
 
 def test_a_non_text_value_is_a_translation_error_not_a_crash() -> None:
