@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.cli import main
 from tests.conftest import MAPPINGS, ROOT, write_config
@@ -454,7 +455,8 @@ def test_serve_starts_on_a_config_check_accepts(uvicorn_runs, capsys, monkeypatc
     assert uvicorn_runs[0].port == 18099
     # one line, before anything else: the mode, the config, the address and where the docs are
     [line] = capsys.readouterr().err.splitlines()
+    sandboxes = len(yaml.safe_load((ROOT / "config.yaml").read_text())["tenants"][0]["connections"])
     assert json.loads(line)["message"] == (
-        f"gateway: sandbox mode (4 sandbox and 0 live connections) from {ROOT / 'config.yaml'} "
+        f"gateway: sandbox mode ({sandboxes} sandbox and 0 live connections) from {ROOT / 'config.yaml'} "
         "on http://127.0.0.1:18099 with 1 worker; API docs at http://127.0.0.1:18099/docs"
     )

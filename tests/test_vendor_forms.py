@@ -149,7 +149,12 @@ async def test_exotel_cancel_of_a_running_campaign_says_pause_first(demo: httpx.
     campaign_id = (await request(demo, EXOTEL.connection, "create", body=body)).json()["id"]
     refused = await request(demo, EXOTEL.connection, "cancel", campaign_id)
     assert refused.status_code == 409, refused.text
-    assert refused.json()["error"]["message"] == "exotel: Cannot complete a campaign that is in-progress"
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_state"
+    assert error["message"] == (
+        f"campaign {campaign_id} is active; exotel cannot cancel it from there (from active it allows pause). "
+        "exotel: Cannot complete a campaign that is in-progress"
+    )
     assert (await request(demo, EXOTEL.connection, "pause", campaign_id)).status_code == 200
     completed = await request(demo, EXOTEL.connection, "cancel", campaign_id)
     assert (completed.json()["status"], completed.json()["stats"]["failed"]) == ("completed", 2)
