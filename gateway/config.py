@@ -160,14 +160,20 @@ class Config:
     metrics_token: str | None
     tenants: dict[str, Tenant]
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
+    maps: dict[str, VendorMap] = field(default_factory=dict)  # every map compiled, by vendor name
 
 
 def default_config_path() -> Path:
     return Path(os.environ.get("GATEWAY_CONFIG", "config.yaml"))
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config | None, list[Problem]]:
-    """The config at ``path`` with every map it names, or None and the problems found."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, running: Config | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """The config at ``path`` with every map it names, or None and the problems found.
+
+    With the ``running`` config, maps whose files did not change are taken from it, not compiled again.
+    """
     environ = os.environ if environ is None else environ
     try:
         source = load_yaml(path)
@@ -178,11 +184,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
     except ValidationError as exc:
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
-    maps, problems = load_maps(maps_dir)
+    maps, problems = load_maps(maps_dir, running.maps if running is not None else None)
     broken = {name for file in {problem.file for problem in problems} for name in names_in(file)}
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
-    config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={})
+    config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={}, maps=maps)
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:
