@@ -10,8 +10,9 @@ one scenario after the other:
 * ``idle``: ``--idle`` clients (2000) connect and send nothing.
 
 For each: what every client got (an HTTP status, or the connection closed without an answer) and
-after how long, the latency of ordinary requests made meanwhile (a health check every 0.1 s on a
-connection of its own), and the gateway's RSS before, at its peak and after. A scenario ends when
+after how long, the latency of another client's requests made meanwhile (a health check every
+0.2 s on a connection of its own, from 127.0.0.2: the hostile ones all come from 127.0.0.1), and
+the gateway's RSS before, at its peak and after. A scenario ends when
 every client has its answer or ``--limit`` seconds have passed (then the clients hang up).
 
 Run: ``.venv/bin/python bench/hostile.py [--bodies 500] [--limit 60] [--server '{"body_timeout_seconds": 10}']``
@@ -37,6 +38,7 @@ from transports import Server, wait_until_serving
 
 BODY_BYTES = 1024 * 1024
 SAMPLE_SECONDS = 0.2
+OTHER_CLIENT = "127.0.0.2"
 Client = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -113,7 +115,7 @@ async def watch(gateway: Server, outcome: Outcome, until: asyncio.Event) -> None
         started = time.perf_counter()
         try:
             async with asyncio.timeout(5):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(OTHER_CLIENT, 0))
                 writer.write(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
                 ok = (await answer_of(reader)) == "200"
                 writer.close()

@@ -130,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="gateway.protocol:GatewayProtocol",
         access_log=False,
         log_config=None,
     )

@@ -114,8 +114,27 @@ class MetricsSpec(Strict):
     )
 
 
+class ServerSpec(Strict):
+    """Limits on clients, per worker process: what a slow or greedy client may hold."""
+
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="Seconds to send a request line and headers: then 408, or closed if nothing came"
+    )
+    body_timeout_seconds: float = Field(default=30, gt=0, description="Seconds to send a request body: then 408")
+    max_connections: int = Field(default=1000, ge=1, description="Open client connections; more: 503 server_busy")
+    max_connections_per_client: int = Field(
+        default=100, ge=1, description="Open connections from one client address; more: 503 server_busy"
+    )
+    max_body_bytes_in_flight: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of request bodies being received at once; a body that would pass it: 503 server_busy",
+    )
+
+
 class ConfigSpec(Strict):
     mappings_dir: str = "mappings"
+    server: ServerSpec = ServerSpec()
     logging: LoggingSpec = LoggingSpec()
     metrics: MetricsSpec = MetricsSpec()
     cache: CacheSpec = CacheSpec()
@@ -161,6 +180,7 @@ class Config:
     tenants: dict[str, Tenant]
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
     maps: dict[str, VendorMap] = field(default_factory=dict)  # every map compiled, by vendor name
+    server: ServerSpec = field(default_factory=ServerSpec)
 
 
 def default_config_path() -> Path:
@@ -188,7 +208,9 @@ def load_config(
     broken = {name for file in {problem.file for problem in problems} for name in names_in(file)}
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
-    config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={}, maps=maps)
+    config = Config(
+        path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={}, maps=maps, server=spec.server
+    )
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:

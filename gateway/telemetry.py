@@ -130,7 +130,16 @@ class Telemetry:
             registry=metrics_registry,
             multiprocess_mode="max",
         )
+        self.connections_cut = Counter(
+            "gateway_connections_cut",
+            "Client connections answered early or closed by the server's limits (slow, oversized, too many)",
+            ["reason"],
+            registry=metrics_registry,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
+
+    def cut(self, reason: str) -> None:
+        self._child(self.connections_cut, reason).inc()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """A labelled child, looked up once per label set: prometheus_client's labels() takes a lock."""
