@@ -6,6 +6,7 @@ than a cache hit); the few service endpoints (health, metrics, docs) go through 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -29,6 +30,7 @@ from gateway.errors import (
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ServerBusy,
     Unauthorized,
     UpstreamTimeout,
 )
@@ -48,6 +50,7 @@ log = logging.getLogger("gateway")
 
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
 MAX_HEADER_BYTES = 16 * 1024
+STOPPED = "the gateway is shutting down and stopped this request before it finished; it may have taken effect"
 
 
 class GatewayApp:
@@ -104,6 +107,10 @@ class GatewayApp:
                 record.status = await self._api(scope, receive, send, matched, record)
         except GatewayError as error:
             await _fail(send, record, error)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: it is stopping, and its graceful timeout has run out.
+            # The task ends here, answered; re-raised, the cancellation would only be logged as a crash.
+            await _fail(send, record, ServerBusy(STOPPED, headers={"Retry-After": "1"}))
         except Exception:
             log.exception("unhandled error in request %s", record.request_id)
             record.status, record.error = 500, "internal_error"

@@ -18,6 +18,8 @@ from gateway.config import SCOPES, Config, default_config_path, load_config
 from gateway.mapping.spec import OPERATION_NAMES
 from gateway.problems import Problem
 
+GRACEFUL_SECONDS = 30.0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -34,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=GRACEFUL_SECONDS,
+        metavar="SECONDS",
+        help=f"on SIGTERM, how long requests in progress may take to finish (default {GRACEFUL_SECONDS:g})",
+    )
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate the config and every map")
@@ -131,6 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         http="gateway.protocol:GatewayProtocol",
+        timeout_graceful_shutdown=args.graceful_timeout,  # type: ignore[arg-type]  # a float works
         access_log=False,
         log_config=None,
     )

@@ -10,18 +10,21 @@ being answered meanwhile. Every socket and process is closed; every wait is boun
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
-from tests.conftest import TEST_KEY, write_config
-from tests.processes import serving
+from tests.conftest import TEST_KEY, free_port, write_config
+from tests.processes import serving, start_gateway, stop, wait_for_http, wait_until
 
 HEAD_SECONDS = BODY_SECONDS = 0.5
 LIMITS = {
@@ -260,3 +263,30 @@ async def test_bodies_being_received_are_bounded_in_memory(tmp_path: Path) -> No
         finally:
             for raw in gateway.opened:
                 raw.close()
+
+
+def test_serve_stops_within_its_graceful_timeout(tmp_path: Path) -> None:
+    """A request held at the vendor far longer than ``--graceful-timeout``: on SIGTERM the process ends
+    once the graceful timeout is up, not when the request would have, and the request is answered 503."""
+    config = write_config(tmp_path, [NEXA])
+    port, log = free_port(), tmp_path / "serve.log"
+    process = start_gateway(
+        "serve", "--config", str(config), "--port", str(port), "--graceful-timeout", "1", log_path=log
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    try:
+        wait_for_http(base_url + "/healthz", process, log)
+        held = {"kind": "latency", "value": 60, "path": "/campaigns", "method": "GET"}
+        assert httpx.post(base_url + "/_sandbox/faults", json=[held], headers=headers).status_code == 200
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.get, base_url + "/v1/campaigns", headers=headers, timeout=WAIT)
+            wait_until(lambda: httpx.get(base_url + "/_sandbox/faults", headers=headers).json() == [], process, log)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=WAIT)  # the fault holds the request for 60 s
+            answer = pending.result(timeout=WAIT)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "server_busy"
+        assert "shutting down" in answer.json()["error"]["message"]
+    finally:
+        stop(process)
