@@ -72,7 +72,7 @@ class RetrySpec(Strict):
 class CircuitSpec(Strict):
     failure_ratio: float = Field(default=0.5, gt=0, le=1)
     min_requests: int = Field(default=10, ge=1)
-    window_seconds: float = Field(default=30, gt=0)
+    window_seconds: float = Field(default=10, gt=0, description="Calls older than this no longer count")
     open_seconds: float = Field(default=15, gt=0)
 
 

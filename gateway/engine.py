@@ -158,8 +158,11 @@ async def _exchange(operation: CompiledOperation, upstream: Upstream, context: d
     """One upstream round trip: build the vendor request, send it, translate the answer."""
     vendor = upstream.connection.vendor
     retry = operation.idempotent or call.idempotency_key
-    status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
-    return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+
+    def read(status: int, answer: Any) -> Any:
+        return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+
+    return await upstream.send(vendor_request(operation, context, vendor), read, retry=retry)
 
 
 async def _send_units(

@@ -11,9 +11,9 @@ import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -52,6 +52,8 @@ STATUS_CODES: dict[int, str] = {
     504: "upstream_timeout",
 }
 _MAX_MESSAGE = 300
+T = TypeVar("T")
+Read = Callable[[int, Any], T]  # the vendor's status and decoded answer -> what the caller makes of it
 
 
 class Upstream:
@@ -66,32 +68,37 @@ class Upstream:
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
 
-    async def send(self, request: UpstreamRequest, *, retry: bool = False) -> tuple[int, Any]:
-        """Send ``request`` (again after retryable faults when ``retry``), within the total time budget.
+    async def send(self, request: UpstreamRequest, read: Read[T], *, retry: bool = False) -> T:
+        """``read(status, body)`` of the vendor's answer to ``request`` (again after retryable faults when
+        ``retry``), within the total time budget.
 
-        Answers the status and the decoded JSON body, or raises a GatewayError.
+        ``read`` judges the answer within the attempt, so an answer it cannot use counts against the
+        circuit as a vendor fault. Raises a GatewayError.
         """
         deadline = time.monotonic() + self.connection.timeouts.total
         if not retry:
-            return await self._attempt(request, deadline)
+            return await self._attempt(request, read, deadline)
         record = current_record.get()
         return await with_retries(
             self.connection.retries,
-            lambda: self._attempt(request, deadline),
+            lambda: self._attempt(request, read, deadline),
             deadline=deadline,
             on_retry=record.add_retry if record is not None else None,
         )
 
-    async def _attempt(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
+    async def _attempt(self, request: UpstreamRequest, read: Read[T], deadline: float) -> T:
         vendor = self.connection.vendor
         self.breaker.before_call(vendor)
         try:
-            answer = await self._exchange(request, deadline)
+            result = read(*await self._exchange(request, deadline))
         except GatewayError as error:
             self.breaker.after_call(counts_as_failure(error))
             raise
+        except BaseException:
+            self.breaker.abandon()
+            raise
         self.breaker.after_call(False)
-        return answer
+        return result
 
     async def _exchange(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
         vendor = self.connection.vendor
