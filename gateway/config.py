@@ -67,6 +67,10 @@ class RetrySpec(Strict):
     attempts: int = Field(default=3, ge=1, le=10, description="Attempts in all, the first included")
     backoff_base_seconds: float = Field(default=0.1, ge=0)
     backoff_max_seconds: float = Field(default=2.0, ge=0)
+    budget_ratio: float = Field(
+        default=0.2, ge=0, le=10, description="Retries allowed per connection: this share of its requests over 10 s"
+    )
+    budget_min_retries: int = Field(default=5, ge=0, description="Retries allowed per 10 s whatever the traffic")
 
 
 class CircuitSpec(Strict):

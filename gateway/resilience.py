@@ -5,6 +5,10 @@ create carrying an Idempotency-Key), only on faults worth retrying (the vendor c
 reached, 429, 502, 503, 504), with exponential backoff and full jitter, honouring Retry-After,
 bounded in attempts and by the request's total time budget.
 
+Retry budget: retries per connection are at most a share of its requests over the last 10 s (and
+a few more whatever the traffic), so a vendor that fails everything gets little more than the
+requests themselves, never ``attempts`` times as many calls.
+
 Circuit breaker: when the share of failed calls over the last ``window_seconds`` (ten buckets that
 leave one by one, so older calls weigh nothing) passes a threshold (after a minimum number of
 calls), the connection's circuit opens and calls are refused at once with 503 and Retry-After;
@@ -26,6 +30,7 @@ from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, Upstrea
 
 T = TypeVar("T")
 BUCKETS = 10
+BUDGET_SECONDS = 10.0
 RETRYABLE_CODES = frozenset({"upstream_unavailable", "upstream_timeout", "rate_limited"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -54,9 +59,10 @@ async def with_retries(
     call: Callable[[], Awaitable[T]],
     *,
     deadline: float,
+    budget: RetryBudget,
     on_retry: Callable[[], None] | None = None,
 ) -> T:
-    """``call()``, again after retryable faults while attempts and the time budget last."""
+    """``call()``, again after retryable faults while attempts, the time budget and the retry budget last."""
     attempt = 1
     while True:
         try:
@@ -65,7 +71,7 @@ async def with_retries(
             if attempt >= spec.attempts or not retryable(error):
                 raise
             pause = backoff(spec, attempt, error)
-            if time.monotonic() + pause >= deadline:
+            if time.monotonic() + pause >= deadline or not budget.spend():
                 raise
             if on_retry is not None:
                 on_retry()
@@ -159,6 +165,29 @@ class CircuitBreaker:
     def abandon(self) -> None:
         """A call that ended with no verdict (cancelled): if it was the probe, the next call probes."""
         self.probing = False
+
+
+class RetryBudget:
+    """Retries per connection, over the last BUDGET_SECONDS: ``budget_ratio`` of the requests, plus
+    ``budget_min_retries`` whatever the traffic. A vendor that fails every call gets at most that share
+    more calls, not ``attempts`` times as many."""
+
+    def __init__(self, spec: RetrySpec, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.counts = SlidingCounts(BUDGET_SECONDS)  # requests, retries
+
+    def request(self) -> None:
+        self.counts.add(1, 0, self.clock())
+
+    def spend(self) -> bool:
+        """Whether one more retry fits the budget (then it is counted)."""
+        now = self.clock()
+        requests, retries = self.counts.totals(now)
+        if retries + 1 > self.spec.budget_ratio * requests + self.spec.budget_min_retries:
+            return False
+        self.counts.add(0, 1, now)
+        return True
 
 
 def counts_as_failure(error: GatewayError | None) -> bool:

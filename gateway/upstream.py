@@ -29,7 +29,7 @@ from gateway.errors import (
     ValidationFailed,
 )
 from gateway.mapping import UpstreamRequest
-from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
+from gateway.resilience import CircuitBreaker, RetryBudget, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
@@ -65,17 +65,19 @@ class Upstream:
             transport = AiohttpTransport(connection.timeouts, connection.max_response_bytes)
         self.transport = transport
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
+        self.budget = RetryBudget(connection.retries)
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
 
     async def send(self, request: UpstreamRequest, read: Read[T], *, retry: bool = False) -> T:
         """``read(status, body)`` of the vendor's answer to ``request`` (again after retryable faults when
-        ``retry``), within the total time budget.
+        ``retry``), within the total time budget and the connection's retry budget.
 
         ``read`` judges the answer within the attempt, so an answer it cannot use counts against the
         circuit as a vendor fault. Raises a GatewayError.
         """
         deadline = time.monotonic() + self.connection.timeouts.total
+        self.budget.request()
         if not retry:
             return await self._attempt(request, read, deadline)
         record = current_record.get()
@@ -83,6 +85,7 @@ class Upstream:
             self.connection.retries,
             lambda: self._attempt(request, read, deadline),
             deadline=deadline,
+            budget=self.budget,
             on_retry=record.add_retry if record is not None else None,
         )
 
