@@ -7,13 +7,13 @@ reload), creates a campaign and fills the cache, then:
 * **stall**: one client sends cache-hit GETs back to back for ``--duration`` seconds, first with no
   reload, then while ``SIGHUP`` forces a reload every ``--interval`` seconds; the slowest answer
   of each run, less the typical one, is what a reload held every request up for;
-* **under wrk**: wrk at ``--concurrency`` on the same GET, without and then with the reloads;
-  p50 / p99 / max of each.
+* **under wrk**: wrk at ``--concurrency`` on the same GET, without and then with the reloads,
+  ``--rounds`` times interleaved; p50 / p99 / max of each, and the median p99 of each kind.
 
 Reloads are counted from the gateway's ``config reloaded`` log lines, so a run proves they happened.
 Servers are pinned to core 1 and the load to core 0 when ``taskset`` and two CPUs are available.
 
-Run: ``.venv/bin/python bench/reload.py [--duration 10] [--interval 0.5] [--concurrency 16]``
+Run: ``.venv/bin/python bench/reload.py [--duration 10] [--interval 0.5] [--concurrency 16] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import http.client
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overhead import canonical_answer, cli_process, create_campaign, free_port, write_config
-from transports import LOAD_CPU, SERVER_CPU, Server, can_pin, exit_on_sigterm, parse_wrk, pinned, wait_until_serving
+from transports import (
+    LOAD_CPU,
+    SERVER_CPU,
+    Server,
+    WrkResult,
+    can_pin,
+    exit_on_sigterm,
+    parse_wrk,
+    pinned,
+    wait_until_serving,
+)
 from transports import wrk_command as plain_wrk_command
 
 
@@ -131,33 +142,38 @@ def run(settings: argparse.Namespace, workdir: Path, pin: bool) -> None:
         stall = probes["reloading"].worst - probes["no reloads"].typical
         print(f"  a reload held a request up by at most {stall:.1f} ms", flush=True)
 
-        results = {}
-        headers = [f"Authorization: Bearer {key}"]
-        for label, interval in (("no reloads", None), ("reloading", settings.interval)):
-            command = plain_wrk_command(gateway.url + path, settings.concurrency, settings.duration)
-            command[-1:-1] = [flag for header in headers for flag in ("-H", header)]
-            before = reloads_logged(gateway)
-            with reloading(pid, interval):
-                done = _run(pinned(command, LOAD_CPU, pin), settings.duration)
-            count = reloads_logged(gateway) - before
-            results[label] = result = parse_wrk(done, 0.0)
-            worst = _max_latency(done)
-            print(
-                f"  wrk c={settings.concurrency}, {label:<10}: {result.rps:8.0f} req/s, p50 {result.p50_ms:6.2f} ms, "
-                f"p99 {result.p99_ms:7.2f} ms, max {worst:7.2f} ms, errors {result.errors}, reloads {count}",
-                flush=True,
-            )
-        ratio = results["reloading"].p99_ms / results["no reloads"].p99_ms
-        print(f"  p99 with reloads / without: {ratio:.2f}x (target <= 2x)")
+        p99s: dict[str, list[float]] = {"no reloads": [], "reloading": []}
+        for _round in range(settings.rounds):
+            for label, interval in (("no reloads", None), ("reloading", settings.interval)):
+                result, worst, count = wrk_run(gateway, path, key, settings, interval, pin)
+                p99s[label].append(result.p99_ms)
+                print(
+                    f"  wrk c={settings.concurrency}, {label:<10}: {result.rps:8.0f} req/s, "
+                    f"p50 {result.p50_ms:6.2f} ms, p99 {result.p99_ms:7.2f} ms, max {worst:7.2f} ms, "
+                    f"errors {result.errors}, reloads {count}",
+                    flush=True,
+                )
+        without, with_reloads = statistics.median(p99s["no reloads"]), statistics.median(p99s["reloading"])
+        print(
+            f"  median p99 of {settings.rounds} rounds: {without:.2f} ms without reloads, {with_reloads:.2f} ms with: "
+            f"{with_reloads / without:.2f}x (target <= 2x)"
+        )
 
 
-def _run(command: list[str], seconds: int) -> str:
-    import subprocess
-
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=False)
+def wrk_run(
+    gateway: Server, path: str, key: str, settings: argparse.Namespace, interval: float | None, pin: bool
+) -> tuple[WrkResult, float, int]:
+    """One wrk run on ``path`` (reloading every ``interval`` s, or not): its result, max latency, reloads made."""
+    command = plain_wrk_command(gateway.url + path, settings.concurrency, settings.duration)
+    command[-1:-1] = ["-H", f"Authorization: Bearer {key}"]
+    before = reloads_logged(gateway)
+    with reloading(gateway.process.pid, interval):
+        done = subprocess.run(
+            pinned(command, LOAD_CPU, pin), capture_output=True, text=True, timeout=settings.duration + 30, check=False
+        )
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return done.stdout
+    return parse_wrk(done.stdout, 0.0), _max_latency(done.stdout), reloads_logged(gateway) - before
 
 
 def _max_latency(wrk_output: str) -> float:
@@ -176,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between reloads")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of each kind, interleaved")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     settings = parser.parse_args(argv)
     pin = not settings.no_pin and can_pin()
