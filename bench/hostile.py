@@ -33,8 +33,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from overhead import cli_process, free_port, rss_kib, write_config
-from transports import Server, wait_until_serving
+from overhead import free_port, rss_kib, sandbox_and_gateway, write_config
+from transports import Server
 
 BODY_BYTES = 1024 * 1024
 SAMPLE_SECONDS = 0.2
@@ -160,12 +160,7 @@ def run(settings: argparse.Namespace, workdir: Path) -> None:
     if settings.server:
         config.write_text(config.read_text() + f"server: {json.dumps(json.loads(settings.server))}\n")
     with ExitStack() as stack:
-        sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
-        sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, False))
-        wait_until_serving(sandbox, "/_sandbox/calls")
-        gateway_args = ["serve", "--config", str(config), "--port", str(gateway_port)]
-        gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, False))
-        wait_until_serving(gateway, "/healthz")
+        _sandbox, gateway = sandbox_and_gateway(stack, workdir, config, (sandbox_port, gateway_port), False)
         print(f"gateway pid {gateway.process.pid}; server settings: {settings.server or 'defaults'}", flush=True)
         plan = [
             ("stalled-bodies", stalled_body(key), settings.bodies),

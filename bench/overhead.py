@@ -148,6 +148,20 @@ def cli_process(name: str, args: list[str], port: int, workdir: Path, pin: bool)
         stop(process)
 
 
+def sandbox_and_gateway(
+    stack: ExitStack, workdir: Path, config: Path, ports: tuple[int, int], pin: bool, extra: Sequence[str] = ()
+) -> tuple[Server, Server]:
+    """The generic sandbox and `gateway serve --config CONFIG EXTRA` on ``ports``, serving until ``stack`` closes."""
+    sandbox_port, gateway_port = ports
+    sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
+    sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, pin))
+    wait_until_serving(sandbox, "/_sandbox/calls")
+    gateway_args = ["serve", "--config", str(config), "--port", str(gateway_port), *extra]
+    gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, pin))
+    wait_until_serving(gateway, "/healthz")
+    return sandbox, gateway
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
     fields = {}
@@ -440,20 +454,10 @@ def run(settings: Settings) -> None:
     sandbox_port, gateway_port = free_port(), free_port()
     config, key = write_config(workdir, sandbox_port, settings.log_level)
     with ExitStack() as stack:
-        sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
-        sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, settings.pin))
-        wait_until_serving(sandbox, "/_sandbox/calls")
-        gateway_args = [
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(gateway_port),
-            "--workers",
-            str(settings.workers),
-        ]
-        gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, settings.pin))
-        wait_until_serving(gateway, "/healthz")
+        workers = ("--workers", str(settings.workers))
+        sandbox, gateway = sandbox_and_gateway(
+            stack, workdir, config, (sandbox_port, gateway_port), settings.pin, workers
+        )
 
         campaign_id = create_campaign(gateway, key)
         canonical = canonical_answer(gateway, key, campaign_id)

@@ -33,7 +33,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from overhead import canonical_answer, cli_process, create_campaign, free_port, write_config
+from overhead import canonical_answer, create_campaign, free_port, sandbox_and_gateway, write_config
 from transports import (
     LOAD_CPU,
     SERVER_CPU,
@@ -43,7 +43,6 @@ from transports import (
     exit_on_sigterm,
     parse_wrk,
     pinned,
-    wait_until_serving,
 )
 from transports import wrk_command as plain_wrk_command
 
@@ -115,12 +114,7 @@ def run(settings: argparse.Namespace, workdir: Path, pin: bool) -> None:
     # Log level info: reloads are counted from the log (access lines go there too, in both runs alike).
     config, key = write_config(workdir, sandbox_port, "info")
     with ExitStack() as stack:
-        sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
-        sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, pin))
-        wait_until_serving(sandbox, "/_sandbox/calls")
-        gateway_args = ["serve", "--config", str(config), "--port", str(gateway_port)]
-        gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, pin))
-        wait_until_serving(gateway, "/healthz")
+        _sandbox, gateway = sandbox_and_gateway(stack, workdir, config, (sandbox_port, gateway_port), pin)
         campaign_id = create_campaign(gateway, key)
         canonical_answer(gateway, key, campaign_id)
         path = f"/v1/campaigns/{campaign_id}"

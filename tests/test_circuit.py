@@ -81,13 +81,14 @@ class Breaker:
     async def list(self) -> httpx.Response:
         return await self.client.get("/v1/campaigns", headers=NO_CACHE)
 
-    async def open(self) -> None:
-        """A run of vendor 500s on list: closed while fewer than min_requests calls were seen, then open."""
-        await self.inject(fault("status", 500, "GET"))
+    async def open(self, kind: str = "status", value: Any = 500, upstream_status: int = 500) -> None:
+        """A run of failed list calls (vendor 500s by default, each a 502): closed while fewer than
+        min_requests calls were seen, then open; each reached the vendor once."""
+        await self.inject(fault(kind, value, "GET"))
         for number in range(1, MIN_REQUESTS + 1):
             failed = await self.list()
             assert failed.status_code == 502, failed.text
-            assert failed.json()["error"]["upstream_status"] == 500
+            assert failed.json()["error"]["upstream_status"] == upstream_status
             expected = "open" if number == MIN_REQUESTS else "closed"
             assert (await self.circuits())[f"t1/{NAME}"] == expected, f"after {number} failed calls"
         assert await self.pending() == [LASTING - MIN_REQUESTS]
@@ -230,14 +231,7 @@ async def test_resets_count_as_failures_but_vendor_4xx_do_not(breaker: Breaker) 
 
 @pytest.mark.parametrize("kind", ["malformed", "truncated"])
 async def test_a_2xx_that_is_not_json_or_cut_short_counts_as_a_failure(breaker: Breaker, kind: str) -> None:
-    await breaker.inject(fault(kind, None, "GET"))
-    for number in range(1, MIN_REQUESTS + 1):
-        failed = await breaker.list()
-        assert failed.status_code == 502, failed.text
-        assert failed.json()["error"]["upstream_status"] == 200
-        expected = "open" if number == MIN_REQUESTS else "closed"
-        assert (await breaker.circuits())[f"t1/{NAME}"] == expected, f"after {number} unusable answers"
-    assert await breaker.pending() == [LASTING - MIN_REQUESTS], "each reached the vendor once"
+    await breaker.open(kind, None, upstream_status=200)
 
 
 async def test_a_2xx_in_a_shape_the_map_cannot_read_counts_as_a_failure(make_client) -> None:  # type: ignore[no-untyped-def]
