@@ -18,7 +18,7 @@ GatewayError (status, code)
 │   └── PartialFailure      502 partial_failure (a composed operation failed after its first step)
 ├── UpstreamUnavailable     503 upstream_unavailable
 ├── UpstreamTimeout         504 upstream_timeout
-└── ServerBusy              503 server_busy (the gateway's own limits: connections, bodies in flight)
+└── ServerBusy              503 server_busy (a limit of the gateway itself, or it is stopping)
 """
 
 from __future__ import annotations
