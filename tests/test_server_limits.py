@@ -181,6 +181,8 @@ async def test_a_slowloris_head_is_answered_408_while_other_clients_are_served(g
     assert all(HEAD_SECONDS - CLOCK <= seconds < WAIT for seconds in cut_after), cut_after
     assert all([await raw.closed() for raw in slow])
     assert statuses and set(statuses) == {200}, statuses
+    metrics = (await gateway.get("/metrics")).body.decode()
+    assert 'gateway_connections_cut_total{reason="head_timeout"} 3.0' in metrics, metrics
 
 
 async def test_a_connection_that_sends_nothing_is_closed_without_an_answer(gateway: Gateway) -> None:
