@@ -132,7 +132,7 @@ async def test_redis_down_when_the_vendor_answers_the_client_gets_the_answer_and
 async def test_redis_restarted_empty_while_the_create_is_at_the_vendor_never_lets_a_retry_create(
     instances: Instances,
 ) -> None:
-    await instances.hold_the_next_create()
+    await instances.hold_the_next_create(2 * AT_VENDOR_SECONDS)  # room for a restart and the epoch's settling
     pending = asyncio.create_task(instances.post(instances.first))
     await instances.until_at_the_vendor()
     instances.redis.kill()
