@@ -148,6 +148,20 @@ def cli_process(name: str, args: list[str], port: int, workdir: Path, pin: bool)
         stop(process)
 
 
+def sandbox_and_gateway(
+    stack: ExitStack, workdir: Path, config: Path, ports: tuple[int, int], pin: bool, extra: Sequence[str] = ()
+) -> tuple[Server, Server]:
+    """The generic sandbox and `gateway serve --config CONFIG EXTRA` on ``ports``, serving until ``stack`` closes."""
+    sandbox_port, gateway_port = ports
+    sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
+    sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, pin))
+    wait_until_serving(sandbox, "/_sandbox/calls")
+    gateway_args = ["serve", "--config", str(config), "--port", str(gateway_port), *extra]
+    gateway = stack.enter_context(cli_process("gateway", gateway_args, gateway_port, workdir, pin))
+    wait_until_serving(gateway, "/healthz")
+    return sandbox, gateway
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
     fields = {}
@@ -186,6 +200,11 @@ def sandbox_gets(sandbox: Server) -> int:
 
 
 # --------------------------------------------------------------------------- setup
+
+
+def new_key() -> str:
+    """A gateway key for one bench run."""
+    return "cgw_" + secrets.token_urlsafe(32)
 
 
 def write_config(workdir: Path, upstream_port: int, log_level: str, key: str) -> Path:
@@ -466,22 +485,25 @@ def targets(campaign_id: str, key: str, others: Sequence[str], gateways: Sequenc
 def run(settings: Settings) -> None:
     workdir = settings.workdir
     sandbox_port, gateway_port = free_port(), free_port()
-    key = "cgw_" + secrets.token_urlsafe(32)
+    key = new_key()
     levels = {"gateway": "warning" if settings.log_level == "warning" else "info"}
     if settings.log_level == "both":
         levels["gateway-quiet"] = "warning"
     with ExitStack() as stack:
-        sandbox_args = ["sandbox", "--vendor", "generic", "--port", str(sandbox_port)]
-        sandbox = stack.enter_context(cli_process("sandbox", sandbox_args, sandbox_port, workdir, settings.pin))
-        wait_until_serving(sandbox, "/_sandbox/calls")
-        gateways = {}
-        for name, level in levels.items():
-            port = gateway_port if name == "gateway" else free_port()
-            config = write_config(workdir, sandbox_port, level, key)
-            args = ["serve", "--config", str(config), "--port", str(port), "--workers", str(settings.workers)]
-            gateways[name] = stack.enter_context(cli_process(name, args, port, workdir, settings.pin))
-            wait_until_serving(gateways[name], "/healthz")
-        gateway = gateways["gateway"]
+        config = write_config(workdir, sandbox_port, levels["gateway"], key)
+        workers = ("--workers", str(settings.workers))
+        sandbox, gateway = sandbox_and_gateway(
+            stack, workdir, config, (sandbox_port, gateway_port), settings.pin, workers
+        )
+        gateways = {"gateway": gateway}
+        if "gateway-quiet" in levels:
+            port = free_port()
+            quiet = write_config(workdir, sandbox_port, levels["gateway-quiet"], key)
+            args = ["serve", "--config", str(quiet), "--port", str(port), *workers]
+            gateways["gateway-quiet"] = stack.enter_context(
+                cli_process("gateway-quiet", args, port, workdir, settings.pin)
+            )
+            wait_until_serving(gateways["gateway-quiet"], "/healthz")
 
         campaign_id = create_campaign(gateway, key)
         canonical = canonical_answer(gateway, key, campaign_id)

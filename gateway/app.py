@@ -32,10 +32,12 @@ from gateway.errors import (
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ServerBusy,
     Unauthorized,
     UpstreamTimeout,
 )
 from gateway.keys import authenticate, require_scope
+from gateway.limits import STATE_KEY, ServerLimits
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
 from gateway.redact import redactor
@@ -50,6 +52,7 @@ log = logging.getLogger("gateway")
 
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
 MAX_HEADER_BYTES = 16 * 1024
+STOPPED = "the gateway is shutting down and stopped this request before it finished; it may have taken effect"
 
 
 class GatewayApp:
@@ -67,6 +70,7 @@ class GatewayApp:
         self.single_flight = cache.SingleFlight()
         self.telemetry = Telemetry(access)
         self._sharing: asyncio.Task[None] | None = None
+        self.limits = ServerLimits(config.server, self.telemetry.cut)
         redactor.update(config)
         self.openapi = orjson.dumps(build_openapi())
         self.service = Router(
@@ -87,12 +91,13 @@ class GatewayApp:
         """Swap in a validated config: one assignment, so each request sees the old or the new whole."""
         old = self.runtime
         self.runtime = build_runtime(config, self._make_transport, self.sandboxes, previous=old)
+        self.limits.spec = config.server
         redactor.update(config)
         retire(old, self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -108,17 +113,19 @@ class GatewayApp:
             else:
                 record.status = await self._api(scope, receive, send, matched, record)
         except GatewayError as error:
-            record.status, record.error = error.status, error.code
-            record.upstream_status = error.upstream_status or record.upstream_status
-            headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
-            await _reply(send, record, error.status, orjson.dumps(error.envelope(record.request_id)), headers)
+            await _fail(send, record, error)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: it is stopping, and its graceful timeout has run out.
+            # The task ends here, answered; re-raised, the cancellation would only be logged as a crash.
+            await _fail(send, record, ServerBusy(STOPPED, headers={"Retry-After": "1"}))
         except Exception:
             log.exception("unhandled error in request %s", record.request_id)
             record.status, record.error = 500, "internal_error"
             body = {"error": {"code": "internal_error", "message": "internal error", "request_id": record.request_id}}
             await _reply(send, record, 500, orjson.dumps(body), [])
-        record.ms = (time.perf_counter() - record.started) * 1000
-        self.telemetry.record(record)
+        finally:
+            record.ms = (time.perf_counter() - record.started) * 1000
+            self.telemetry.record(record)
 
     async def _api(
         self,
@@ -148,8 +155,9 @@ class GatewayApp:
         record.connection, record.vendor = connection.name, connection.vendor
         if route.sandbox_path is not None:
             upstream = runtime.upstream(tenant, connection)
-            status, body = await inspection.forward(upstream, route, scope["method"], headers, receive)
-            await _reply(send, record, status, body, out)
+            async with self.limits.body_reader(receive) as body:
+                status, answer = await inspection.forward(upstream, route, scope["method"], headers, body)
+            await _reply(send, record, status, answer, out)
             return status
         query = inbound.query_pairs(scope)
         call = inbound.parse_call(route.operation, campaign_id, query)
@@ -157,7 +165,8 @@ class GatewayApp:
             return await self._read(runtime, tenant, connection, call, query, headers, send, out, record)
         raw = b""
         if route.has_body:
-            call.body, raw = await inbound.read_canonical_body(route.operation, headers, receive)
+            async with self.limits.body_reader(receive) as body:
+                call.body, raw = await inbound.read_canonical_body(route.operation, headers, body)
         call.handling, asked = inbound.handling(scope["headers"], connection)
 
         async def perform(resume: bytes | None) -> tuple[int, bytes, idempotency.Headers]:
@@ -302,10 +311,11 @@ class GatewayApp:
         self.telemetry.set_circuits(_circuits(self.runtime))
         return Response(self.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                scope.get("state", {})[STATE_KEY] = self.limits  # for each connection's protocol
                 self.watcher.start()
                 self._sharing = asyncio.get_running_loop().create_task(
                     self.telemetry.share(lambda: _circuits(self.runtime))
@@ -352,6 +362,13 @@ def _serialise(result: Any) -> bytes:
     if isinstance(result, Page):
         return orjson.dumps({"data": result.items, "next_cursor": result.next_cursor})
     return orjson.dumps(result)
+
+
+async def _fail(send: Send, record: RequestRecord, error: GatewayError) -> None:
+    record.status, record.error = error.status, error.code
+    record.upstream_status = error.upstream_status or record.upstream_status
+    headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await _reply(send, record, error.status, orjson.dumps(error.envelope(record.request_id)), headers)
 
 
 async def _reply(

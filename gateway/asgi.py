@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import BadRequest, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,8 +22,8 @@ async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
     size = 0
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
+        if message["type"] == "http.disconnect":  # never act on the part of a body that came
+            raise BadRequest("the client closed the connection before the whole body arrived")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -19,6 +19,8 @@ from gateway.config import SCOPES, Config, default_config_path, load_config
 from gateway.mapping.spec import OPERATION_NAMES
 from gateway.problems import Problem
 
+GRACEFUL_SECONDS = 30.0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -36,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
         "--workers", type=_workers, default=1, help="worker processes: a number, or auto (one per core it may use)"
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=GRACEFUL_SECONDS,
+        metavar="SECONDS",
+        help=f"on SIGTERM, how long requests in progress may take to finish (default {GRACEFUL_SECONDS:g})",
     )
     serve.set_defaults(run=_serve)
 
@@ -134,7 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="gateway.protocol:GatewayProtocol",
+        timeout_graceful_shutdown=args.graceful_timeout,  # type: ignore[arg-type]  # a float works
         access_log=False,
         log_config=None,
     )

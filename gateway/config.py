@@ -67,12 +67,16 @@ class RetrySpec(Strict):
     attempts: int = Field(default=3, ge=1, le=10, description="Attempts in all, the first included")
     backoff_base_seconds: float = Field(default=0.1, ge=0)
     backoff_max_seconds: float = Field(default=2.0, ge=0)
+    budget_ratio: float = Field(
+        default=0.2, ge=0, le=10, description="Retries allowed per connection: this share of its requests over 10 s"
+    )
+    budget_min_retries: int = Field(default=5, ge=0, description="Retries allowed per 10 s whatever the traffic")
 
 
 class CircuitSpec(Strict):
     failure_ratio: float = Field(default=0.5, gt=0, le=1)
     min_requests: int = Field(default=10, ge=1)
-    window_seconds: float = Field(default=30, gt=0)
+    window_seconds: float = Field(default=10, gt=0, description="Calls older than this no longer count")
     open_seconds: float = Field(default=15, gt=0)
 
 
@@ -121,8 +125,27 @@ class MetricsSpec(Strict):
     )
 
 
+class ServerSpec(Strict):
+    """Limits on clients, per worker process: what a slow or greedy client may hold."""
+
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="Seconds to send a request line and headers: then 408, or closed if nothing came"
+    )
+    body_timeout_seconds: float = Field(default=30, gt=0, description="Seconds to send a request body: then 408")
+    max_connections: int = Field(default=1000, ge=1, description="Open client connections; more: 503 server_busy")
+    max_connections_per_client: int = Field(
+        default=100, ge=1, description="Open connections from one client address; more: 503 server_busy"
+    )
+    max_body_bytes_in_flight: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of request bodies being received at once; a body that would pass it: 503 server_busy",
+    )
+
+
 class ConfigSpec(Strict):
     mappings_dir: str = "mappings"
+    server: ServerSpec = ServerSpec()
     logging: LoggingSpec = LoggingSpec()
     metrics: MetricsSpec = MetricsSpec()
     cache: CacheSpec = CacheSpec()
@@ -167,14 +190,21 @@ class Config:
     metrics_token: str | None
     tenants: dict[str, Tenant]
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
+    maps: dict[str, VendorMap] = field(default_factory=dict)  # every map compiled, by vendor name
+    server: ServerSpec = field(default_factory=ServerSpec)
 
 
 def default_config_path() -> Path:
     return Path(os.environ.get("GATEWAY_CONFIG", "config.yaml"))
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config | None, list[Problem]]:
-    """The config at ``path`` with every map it names, or None and the problems found."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, running: Config | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """The config at ``path`` with every map it names, or None and the problems found.
+
+    With the ``running`` config, maps whose files did not change are taken from it, not compiled again.
+    """
     environ = os.environ if environ is None else environ
     try:
         source = load_yaml(path)
@@ -185,11 +215,13 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[C
     except ValidationError as exc:
         return None, from_validation(source, exc)
     maps_dir = (path.parent / spec.mappings_dir).resolve()
-    maps, problems = load_maps(maps_dir)
+    maps, problems = load_maps(maps_dir, running.maps if running is not None else None)
     broken = {name for file in {problem.file for problem in problems} for name in names_in(file)}
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
-    config = Config(path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={})
+    config = Config(
+        path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={}, maps=maps, server=spec.server
+    )
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:

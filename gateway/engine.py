@@ -183,13 +183,16 @@ async def _exchange(operation: CompiledOperation, upstream: Upstream, context: d
     vendor = upstream.connection.vendor
     retry = operation.idempotent or call.idempotency_key
     loaded = await tables.load(upstream, operation.lookups) if operation.lookups else None
+
+    def read(status: int, answer: Any) -> Any:
+        return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
+
     with lookups.using(loaded):
         try:
-            status, answer = await upstream.send(vendor_request(operation, context, vendor), retry=retry)
+            return await upstream.send(vendor_request(operation, context, vendor), read, retry=retry)
         except GatewayError as error:
             _explain(error, operation, call, upstream.connection)
             raise
-        return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
 
 def _explain(error: GatewayError, operation: CompiledOperation, call: Call, connection: Connection) -> None:

@@ -5,6 +5,7 @@ GatewayError (status, code)
 ├── Forbidden               403 forbidden
 ├── NotFound                404 not_found
 ├── MethodNotAllowed        405 method_not_allowed
+├── RequestTimeout          408 request_timeout (a request head or body too slow to arrive)
 ├── UnknownConnection       400 unknown_connection
 ├── BadRequest              400 bad_request
 ├── Conflict                409 conflict
@@ -17,7 +18,8 @@ GatewayError (status, code)
 ├── UpstreamError           502 upstream_error
 │   └── PartialFailure      502 partial_failure (a composed operation failed after its first step)
 ├── UpstreamUnavailable     503 upstream_unavailable
-└── UpstreamTimeout         504 upstream_timeout
+├── UpstreamTimeout         504 upstream_timeout
+└── ServerBusy              503 server_busy (a limit of the gateway itself, or it is stopping)
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class NotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status, code = 408, "request_timeout"
 
 
 class UnknownConnection(GatewayError):
@@ -146,6 +152,10 @@ class UpstreamTimeout(GatewayError):
     status, code = 504, "upstream_timeout"
 
 
+class ServerBusy(GatewayError):
+    status, code = 503, "server_busy"
+
+
 ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
     cls.code: cls
     for cls in (
@@ -153,6 +163,7 @@ ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
         Forbidden,
         NotFound,
         MethodNotAllowed,
+        RequestTimeout,
         UnknownConnection,
         BadRequest,
         Conflict,
@@ -167,5 +178,6 @@ ERRORS_BY_CODE: dict[str, type[GatewayError]] = {
         PartialFailure,
         UpstreamUnavailable,
         UpstreamTimeout,
+        ServerBusy,
     )
 }

@@ -5,24 +5,30 @@ handling) and the first successful answer with its headers, and live 24 hours. W
 request is still running, a retry with the same key is a 409; the same key with another request
 is a 422. A failed first attempt leaves no record, so the client can retry it — except a composed
 operation that failed after its first step (``partial_failure``): its progress is kept, and a
-retry with the same key resumes from it, so nothing that took effect is done twice. In process by
-default; in Redis when the cache backend is Redis, so the rule holds across workers and instances.
+retry with the same key resumes from it, so nothing that took effect is done twice. A request
+stopped midway (the server shutting down) keeps its key taken: whether it took effect is unknown.
+In process by default; in Redis when the cache backend is Redis (``gateway/idempotency_redis.py``,
+which also says what holds when Redis fails), so the rule holds across workers and instances.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 from cachetools import TTLCache
 
-from gateway.errors import Conflict, PartialFailure, UpstreamUnavailable, ValidationFailed
+from gateway.errors import Conflict, PartialFailure, ValidationFailed
 
 DAY_SECONDS = 24 * 3600
-RUNNING_SECONDS = 300  # a first attempt that died unfinished frees its key after this
+IN_PROGRESS = "a request with this Idempotency-Key is still in progress"
+ABANDONED = (
+    "the first request with this Idempotency-Key never finished (its gateway stopped while it was at the "
+    "vendor), so whether it took effect is unknown: look the campaign up, and use a new key to try again"
+)
 Headers = tuple[tuple[str, str], ...]
 Answer = tuple[int, bytes, Headers]
 # Runs the request; given the progress a partial first attempt left, it resumes from there.
@@ -34,6 +40,7 @@ class Stored(NamedTuple):
     status: int  # 0 while the first request is still running
     body: bytes
     headers: Headers = ()
+    abandoned: bool = False  # running for longer than any request runs: its worker is gone
 
 
 class Claim(NamedTuple):
@@ -53,6 +60,8 @@ def fingerprint(*parts: bytes | str | None) -> str:
 
 
 class _Slots(Protocol):
+    """Where records live. ``claim`` may refuse (the store is unreachable); the other three never fail."""
+
     async def claim(self, slot: str, fingerprint: str) -> Claim: ...
     async def finish(self, slot: str, stored: Stored) -> None: ...
     async def keep_partial(self, slot: str, fingerprint: str, progress: bytes) -> None: ...
@@ -75,13 +84,15 @@ class IdempotencyStore:
                     details=[{"field": "Idempotency-Key", "message": "reused with another request"}],
                 )
             if held.status == 0:
-                raise Conflict("a request with this Idempotency-Key is still in progress")
+                raise Conflict(ABANDONED if held.abandoned else IN_PROGRESS)
             return held.status, held.body, held.headers, True
         try:
             status, body, headers = await produce(claim.resume)
         except PartialFailure as failure:
             await self._slots.keep_partial(slot, request, orjson.dumps(failure.progress))
             raise
+        except asyncio.CancelledError:
+            raise  # stopped midway (shutdown): it may have taken effect, so the key stays taken
         except BaseException:
             await self._slots.release(slot)
             raise
@@ -119,70 +130,3 @@ class MemorySlots:
 
     async def close(self) -> None:
         return None
-
-
-# KEYS: the slot, its partial record. ARGV: the running marker, its expiry. One round trip, atomic:
-# answers what the slot holds, or claims it and answers the partial record (if any).
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held then return {held, false} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return {false, redis.call('GET', KEYS[2])}
-"""
-
-
-class RedisSlots:
-    """Per slot a key claimed while running (short expiry), then holding the answer for 24 h; and a key for
-    the progress of a partial attempt, which outlives a crashed resumer's running marker."""
-
-    def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._claim = self._redis.register_script(_CLAIM)
-
-    async def claim(self, slot: str, fingerprint: str) -> Claim:
-        running = orjson.dumps({"fingerprint": fingerprint, "status": 0, "body": ""})
-        try:
-            held, partial = await self._claim(keys=[_key(slot), _partial_key(slot)], args=[running, RUNNING_SECONDS])
-        except aioredis.RedisError as exc:
-            # Without the shared record the gateway cannot promise one create per key: refuse.
-            raise UpstreamUnavailable("the idempotency store is unreachable; retry shortly") from exc
-        if held is not None:
-            record = orjson.loads(held)
-            headers = tuple((name, value) for name, value in record.get("headers", []))
-            return Claim(Stored(record["fingerprint"], record["status"], record["body"].encode(), headers))
-        if partial is None:
-            return Claim(None)
-        record = orjson.loads(partial)
-        if record["fingerprint"] != fingerprint:
-            await self.release(slot)
-            return Claim(Stored(record["fingerprint"], -1, b""))
-        return Claim(None, record["progress"].encode())
-
-    async def finish(self, slot: str, stored: Stored) -> None:
-        value = {"fingerprint": stored.fingerprint, "status": stored.status, "body": stored.body.decode()}
-        value["headers"] = stored.headers
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_key(slot), orjson.dumps(value), ex=DAY_SECONDS)
-            pipe.delete(_partial_key(slot))
-            await pipe.execute()
-
-    async def keep_partial(self, slot: str, fingerprint: str, progress: bytes) -> None:
-        value = orjson.dumps({"fingerprint": fingerprint, "progress": progress.decode()})
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_partial_key(slot), value, ex=DAY_SECONDS)
-            pipe.delete(_key(slot))
-            await pipe.execute()
-
-    async def release(self, slot: str) -> None:
-        await self._redis.delete(_key(slot))
-
-    async def close(self) -> None:
-        await self._redis.aclose()
-
-
-def _key(slot: str) -> str:
-    return "cgw:v1:i:" + slot
-
-
-def _partial_key(slot: str) -> str:
-    return "cgw:v1:ip:" + slot

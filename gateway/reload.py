@@ -2,7 +2,8 @@
 
 A config that `gateway check` would reject is refused with the same messages, and the one already
 running keeps serving. Every worker process watches for itself, so a removed key stops working on
-all of them within one polling interval (1 s by default).
+all of them within one polling interval (1 s by default). Reading, validating and compiling run in
+a thread, so requests keep being served meanwhile; only the swap itself runs on the event loop.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def files_signature(config_path: Path, mappings_dir: Path | None) -> Signature:
 class ConfigWatcher:
     def __init__(self, config: Config, apply: Callable[[Config], None], interval: float = 1.0) -> None:
         self.path = config.path
-        self.mappings_dir = config.mappings_dir
+        self._running = config  # its compiled maps are reused for map files that did not change
         self._apply = apply
         self._interval = interval
-        self._signature = files_signature(self.path, self.mappings_dir)
+        self._signature = files_signature(self.path, config.mappings_dir)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -66,19 +67,19 @@ class ConfigWatcher:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             forced = self._wake.is_set()
             self._wake.clear()
-            signature = files_signature(self.path, self.mappings_dir)
+            signature = files_signature(self.path, self._running.mappings_dir)
             if forced or signature != self._signature:
                 self._signature = signature
-                self.reload()
+                await self.reload()
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Load the config again; swap it in when valid, else keep the running one. True if swapped."""
-        config, problems = load_config(self.path)
+        config, problems = await asyncio.to_thread(load_config, self.path, None, self._running)
         if config is None:
             for problem in problems:
                 log.error("reload refused: %s", problem)
             return False
-        self.mappings_dir = config.mappings_dir
+        self._running = config
         self._apply(config)
         log.info("config reloaded from %s", self.path)
         return True

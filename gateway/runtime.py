@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from gateway import cache
 from gateway.config import Config, Connection, KeySpec, Tenant
-from gateway.idempotency import IdempotencyStore, MemorySlots, RedisSlots
+from gateway.idempotency import IdempotencyStore, MemorySlots
+from gateway.idempotency_redis import RedisSlots
 from gateway.ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.sandboxing import SandboxLink
 from gateway.transport import Transport

@@ -38,7 +38,7 @@ async def _table(upstream: Upstream, name: str) -> Table:
         if age < lookup.ttl and not (kept.table.missed and age > REFRESH_AFTER_MISS):
             return kept.table
     context = {"params": upstream.connection.params, "now": datetime.now(UTC).isoformat()}
-    _status, answer = await upstream.send(lookup.build_request(context), retry=True)
-    fetched = Fetched(lookup.table(answer), now)
+    table = await upstream.send(lookup.build_request(context), lambda _status, answer: lookup.table(answer), retry=True)
+    fetched = Fetched(table, now)
     upstream.tables[name] = fetched
     return fetched.table

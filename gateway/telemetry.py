@@ -123,6 +123,12 @@ DEFINITIONS = [
         "counter",
     ),
     Definition("gateway_circuit_open", "1 while a connection's circuit breaker is open", ("connection",), "gauge"),
+    Definition(
+        "gateway_connections_cut",
+        "Client connections answered early or closed by the server's limits (slow, oversized, too many)",
+        ("reason",),
+        "counter",
+    ),
 ]
 
 
@@ -136,6 +142,12 @@ class Telemetry:
         self._requests, self._cache = tables["gateway_requests"], tables["gateway_cache"]
         self._errors, self._retries = tables["gateway_upstream_errors"], tables["gateway_upstream_retries"]
         self._dropped, self._circuits = tables["gateway_dropped_fields"], tables["gateway_circuit_open"]
+        self._cut = tables["gateway_connections_cut"]
+
+    def cut(self, reason: str) -> None:
+        """A client connection the server's limits answered early or closed."""
+        self._cut[(reason,)] = self._cut.get((reason,), 0.0) + 1
+        self.metrics.changed = True
 
     def record(self, record: RequestRecord) -> None:
         vendor, operation = record.vendor or "", record.operation or ""

@@ -11,9 +11,9 @@ import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -30,7 +30,7 @@ from gateway.errors import (
 )
 from gateway.mapping import UpstreamRequest
 from gateway.mapping.vendor_errors import as_text
-from gateway.resilience import CircuitBreaker, counts_as_failure, with_retries
+from gateway.resilience import CircuitBreaker, RetryBudget, counts_as_failure, with_retries
 from gateway.telemetry import current_record
 from gateway.transport import (
     AiohttpTransport,
@@ -53,6 +53,8 @@ STATUS_CODES: dict[int, str] = {
     504: "upstream_timeout",
 }
 _MAX_MESSAGE = 300
+T = TypeVar("T")
+Read = Callable[[int, Any], T]  # the vendor's status and decoded answer -> what the caller makes of it
 
 
 class Upstream:
@@ -64,36 +66,44 @@ class Upstream:
             transport = AiohttpTransport(connection.timeouts, connection.max_response_bytes)
         self.transport = transport
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
+        self.budget = RetryBudget(connection.retries)
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
         self.tables: dict[str, Any] = {}  # the map's lookup tables, fetched through this client (gateway/tables.py)
 
-    async def send(self, request: UpstreamRequest, *, retry: bool = False) -> tuple[int, Any]:
-        """Send ``request`` (again after retryable faults when ``retry``), within the total time budget.
+    async def send(self, request: UpstreamRequest, read: Read[T], *, retry: bool = False) -> T:
+        """``read(status, body)`` of the vendor's answer to ``request`` (again after retryable faults when
+        ``retry``), within the total time budget and the connection's retry budget.
 
-        Answers the status and the decoded JSON body, or raises a GatewayError.
+        ``read`` judges the answer within the attempt, so an answer it cannot use counts against the
+        circuit as a vendor fault. Raises a GatewayError.
         """
         deadline = time.monotonic() + self.connection.timeouts.total
+        self.budget.request()
         if not retry:
-            return await self._attempt(request, deadline)
+            return await self._attempt(request, read, deadline)
         record = current_record.get()
         return await with_retries(
             self.connection.retries,
-            lambda: self._attempt(request, deadline),
+            lambda: self._attempt(request, read, deadline),
             deadline=deadline,
+            budget=self.budget,
             on_retry=record.add_retry if record is not None else None,
         )
 
-    async def _attempt(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
+    async def _attempt(self, request: UpstreamRequest, read: Read[T], deadline: float) -> T:
         vendor = self.connection.vendor
         self.breaker.before_call(vendor)
         try:
-            answer = await self._exchange(request, deadline)
+            result = read(*await self._exchange(request, deadline))
         except GatewayError as error:
             self.breaker.after_call(counts_as_failure(error))
             raise
+        except BaseException:
+            self.breaker.abandon()
+            raise
         self.breaker.after_call(False)
-        return answer
+        return result
 
     async def _exchange(self, request: UpstreamRequest, deadline: float) -> tuple[int, Any]:
         vendor = self.connection.vendor

@@ -12,6 +12,8 @@ Loc = tuple[str | int, ...]
 
 # Builds scalars (and keys) exactly as safe_load would; the tree around them is built below.
 _SCALARS = yaml.SafeLoader("")
+# libyaml when present: the same nodes and line marks, parsed about 20x faster (reloads, start-up).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -48,7 +50,7 @@ def load_yaml(path: Path) -> SourceFile:
     except OSError as exc:
         raise YamlProblem(path, 1, f"cannot read file: {exc.strerror}") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

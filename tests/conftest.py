@@ -119,6 +119,13 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: without persistence, what it held is gone when it starts again."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:

@@ -1,10 +1,12 @@
 """The circuit breaker, per connection, against DialNexa's in-process sandbox and its fault injector.
 
-Two connections to the sandbox (``nexa`` and ``nexa2``, each its own sandbox and breaker) with a
-small breaker: it opens when at least half of the last calls failed, after at least 4 calls, and
-stays open 0.3 s. A vendor 500 is not retried (each request is one call), so the number of calls
-the breaker has seen is the number of requests made. Whether a call reached the vendor is read
-from the fault queue (``GET /_sandbox/faults``) and the sandbox's ``/_sandbox/calls``.
+Most tests: two connections to the sandbox (``nexa`` and ``nexa2``, each its own sandbox and
+breaker) with a small breaker: it opens when at least half of the last calls failed, after at
+least 4 calls, and stays open 0.3 s. A vendor 500 is not retried (each request is one call), so
+the number of calls the breaker has seen is the number of requests made. Whether a call reached
+the vendor is read from the fault queue (``GET /_sandbox/faults``) and the sandbox's
+``/_sandbox/calls``. The last tests: a window of one second after 10 000 good calls, an answer the
+map cannot read, and the default settings on a clock the test moves.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import httpx
 import pytest
 
 from gateway.app import GatewayApp
+from gateway.config import CircuitSpec
+from gateway.mapping import UpstreamRequest
+from gateway.resilience import CircuitBreaker
 from gateway.upstream import Upstream
+from tests.fakes import FakeVendor, json_answer
 from tests.test_faults import (
     CAMPAIGN,
     LASTING,
@@ -75,13 +81,14 @@ class Breaker:
     async def list(self) -> httpx.Response:
         return await self.client.get("/v1/campaigns", headers=NO_CACHE)
 
-    async def open(self) -> None:
-        """A run of vendor 500s on list: closed while fewer than min_requests calls were seen, then open."""
-        await self.inject(fault("status", 500, "GET"))
+    async def open(self, kind: str = "status", value: Any = 500, upstream_status: int = 500) -> None:
+        """A run of failed list calls (vendor 500s by default, each a 502): closed while fewer than
+        min_requests calls were seen, then open; each reached the vendor once."""
+        await self.inject(fault(kind, value, "GET"))
         for number in range(1, MIN_REQUESTS + 1):
             failed = await self.list()
             assert failed.status_code == 502, failed.text
-            assert failed.json()["error"]["upstream_status"] == 500
+            assert failed.json()["error"]["upstream_status"] == upstream_status
             expected = "open" if number == MIN_REQUESTS else "closed"
             assert (await self.circuits())[f"t1/{NAME}"] == expected, f"after {number} failed calls"
         assert await self.pending() == [LASTING - MIN_REQUESTS]
@@ -99,7 +106,7 @@ async def breaker(tmp_path: Path) -> AsyncIterator[Breaker]:
         await app.aclose()
 
 
-def assert_refused(response: httpx.Response, elapsed: float) -> None:
+def assert_refused(response: httpx.Response, elapsed: float, open_seconds: float = OPEN_SECONDS) -> None:
     """503 upstream_unavailable with a Retry-After, at once."""
     assert response.status_code == 503, response.text
     error = response.json()["error"]
@@ -108,7 +115,7 @@ def assert_refused(response: httpx.Response, elapsed: float) -> None:
     assert "upstream_status" not in error, "no vendor was called"
     retry_after = response.headers.get("retry-after", "")
     assert retry_after.isdigit(), dict(response.headers)
-    assert 1 <= int(retry_after) <= max(1, math.ceil(OPEN_SECONDS)), retry_after
+    assert 1 <= int(retry_after) <= max(1, math.ceil(open_seconds)), retry_after
     assert elapsed < AT_ONCE, f"the refusal took {elapsed:.2f} s"
 
 
@@ -220,3 +227,90 @@ async def test_resets_count_as_failures_but_vendor_4xx_do_not(breaker: Breaker) 
         failed = await breaker.client.post("/v1/campaigns", json=CAMPAIGN)
         assert failed.status_code == 503, failed.text
     assert (await breaker.circuits())[f"t1/{NAME}"] == "open", "half of the calls failed"
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncated"])
+async def test_a_2xx_that_is_not_json_or_cut_short_counts_as_a_failure(breaker: Breaker, kind: str) -> None:
+    await breaker.open(kind, None, upstream_status=200)
+
+
+async def test_a_2xx_in_a_shape_the_map_cannot_read_counts_as_a_failure(make_client) -> None:  # type: ignore[no-untyped-def]
+    vendor = FakeVendor(lambda _request: json_answer(200, ["not", "a", "campaign"]))
+    nexa = {"name": NAME, "vendor": "generic", "base_url": "https://vendor.test", "credentials": {"api_key": "k"}}
+    async with make_client([{**nexa, "circuit": CIRCUIT}], lambda _c: vendor) as client:
+        for _ in range(MIN_REQUESTS):
+            failed = await client.get("/v1/campaigns/cmp_1", headers=NO_CACHE)
+            assert failed.status_code == 502, failed.text
+            assert "shape the map cannot read" in failed.json()["error"]["message"]
+        refused = await client.get("/v1/campaigns/cmp_1", headers=NO_CACHE)
+    assert refused.status_code == 503 and "circuit open" in refused.json()["error"]["message"], refused.text
+    assert len(vendor.sent) == MIN_REQUESTS
+
+
+async def test_half_open_lets_exactly_one_of_many_concurrent_calls_through(breaker: Breaker) -> None:
+    await breaker.open()
+    await asyncio.sleep(OPEN_SECONDS + 0.05)
+    pending = await breaker.pending()
+    answers = await asyncio.gather(*(breaker.list() for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [502] + [503] * 9, [a.text for a in answers]
+    assert await breaker.pending() == [pending[0] - 1], "one probe reached the vendor"
+    assert (await breaker.circuits())[f"t1/{NAME}"] == "open", "the failed probe opened it again"
+
+
+WINDOW = 1.0
+LONG_OPEN = 30
+HEALTHY_CALLS = 10_000
+
+
+async def test_after_ten_thousand_healthy_calls_a_vendor_failing_every_call_opens_it_within_the_window(
+    tmp_path: Path,
+) -> None:
+    """The past does not outvote the present: calls older than ``window_seconds`` no longer count.
+
+    10 000 good calls, then every call fails: the circuit is open once the good ones have left the
+    window (a generous bound on that time only keeps the test from running on), and from then on
+    the vendor gets no call at all.
+    """
+    circuit = {**CIRCUIT, "window_seconds": WINDOW, "open_seconds": LONG_OPEN}
+    app = load_app(tmp_path, [connection("sandbox", circuit=circuit, retries={"attempts": 1})])
+    upstream = upstream_of(app)
+    control = transport_control(upstream)
+    try:
+        async with gateway_client(app) as client:
+            for _ in range(HEALTHY_CALLS):
+                await upstream.send(UpstreamRequest("GET", "/campaigns", {}), lambda status, _answer: status)
+            assert (await control("GET", "/_sandbox/calls", None))["list"] == HEALTHY_CALLS
+            assert upstream.breaker.state == "closed"
+
+            await control("POST", "/_sandbox/faults", [fault("status", 503, "GET", count=1_000_000)])
+            started = time.monotonic()
+            while upstream.breaker.state == "closed":
+                failed = await client.get("/v1/campaigns", headers=NO_CACHE)
+                assert (failed.status_code, failed.json()["error"]["upstream_status"]) == (503, 503), failed.text
+                assert time.monotonic() - started < 3 * WINDOW, "still closed long after the good calls left the window"
+            failing_calls = 1_000_000 - (await control("GET", "/_sandbox/faults", None))[0]["count"]
+            assert failing_calls >= MIN_REQUESTS
+
+            for _ in range(20):
+                response, elapsed = await timed(client.get("/v1/campaigns", headers=NO_CACHE))
+                assert_refused(response, elapsed, LONG_OPEN)
+            left = (await control("GET", "/_sandbox/faults", None))[0]["count"]
+            assert 1_000_000 - left == failing_calls, "no call reached the vendor while the circuit was open"
+    finally:
+        await app.aclose()
+
+
+def test_with_the_defaults_a_vendor_failing_after_ten_thousand_good_calls_opens_it_within_the_window() -> None:
+    """On a clock the test moves: 1 000 good calls a second for 10 s, then every call fails at that rate."""
+    spec = CircuitSpec()
+    now = 0.0
+    breaker = CircuitBreaker(spec, NAME, clock=lambda: now)
+    for call in range(HEALTHY_CALLS):
+        now = call / 1000
+        breaker.after_call(False)
+    failing_since = now = HEALTHY_CALLS / 1000
+    while breaker.state == "closed" and now - failing_since <= spec.window_seconds:
+        breaker.after_call(True)
+        now += 1 / 1000
+    assert breaker.state == "open", f"still closed after {spec.window_seconds} s of failures"
+    assert now - failing_since <= spec.window_seconds * spec.failure_ratio + spec.window_seconds / 10

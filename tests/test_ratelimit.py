@@ -314,15 +314,15 @@ async def test_limits_survive_a_reload_and_a_changed_limit_applies(tmp_path: Pat
         assert [(await limited.get("/v1/connections")).status_code for _ in range(3)] == [200, 200, 429]
         # an unrelated edit: a reload must not hand out a fresh bucket
         limited_config(path, {"requests_per_minute": 60, "burst": 2}, tenant_limit={"requests_per_minute": 600})
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         assert (await limited.get("/v1/connections")).status_code == 429
         # a raised burst applies at once: 2 more now
         limited_config(path, {"requests_per_minute": 60, "burst": 4})
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         assert [(await limited.get("/v1/connections")).status_code for _ in range(3)] == [200, 200, 429]
         # and a removed limit lifts it
         limited_config(path)
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         assert {(await limited.get("/v1/connections")).status_code for _ in range(10)} == {200}
 
 

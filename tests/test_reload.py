@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ THIRD_KEY = "cgw_reload_third_key_22222222222222222222222222222"
 VENDOR_SECRET = "reload-vendor-credential-123"
 STARTUP_SECONDS = 30
 RELOAD_SECONDS = 2.0
+LOAD_HELD_SECONDS = 10.0
 
 
 # --- real `gateway serve` processes ---------------------------------------------------------------
@@ -304,7 +306,7 @@ async def test_reload_swaps_in_the_edited_config(tmp_path: Path) -> None:
         assert (await old.get("/v1/connections")).status_code == 200
         running = app.config
         acme_config(path, key_entry("new", NEW_KEY))
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         assert app.config is not running
         error_of(await old.get("/v1/connections"), 401, "unauthorized")
         assert (await new.get("/v1/connections")).status_code == 200
@@ -344,7 +346,7 @@ async def test_a_broken_config_is_refused_and_the_running_one_keeps_serving(
         _config, problems = load_config(path)
         assert problems, "the edit must be one `gateway check` rejects"
         with caplog.at_level(logging.ERROR, logger="gateway.reload"):
-            assert app.watcher.reload() is False
+            assert await app.watcher.reload() is False
         assert app.config is running
         answer = await old.get(f"/v1/campaigns/{CAMPAIGN_ID}")
         assert answer.status_code == 200, answer.text
@@ -366,13 +368,13 @@ async def test_a_broken_map_is_refused_too_and_a_fixed_one_is_applied(tmp_path: 
         good = generic.read_text()
         generic.write_text(good.replace("    name: name\n", "    name: {from: name, pipe: [nosuchtransform]}\n", 1))
         assert load_config(path)[0] is None
-        assert app.watcher.reload() is False
+        assert await app.watcher.reload() is False
         first = await old.get(f"/v1/campaigns/{CAMPAIGN_ID}")
         assert (first.status_code, first.json()["name"]) == (200, f"Acme {CAMPAIGN_ID}")
 
         # fixed: a map edit that changes what `name` reads is applied
         generic.write_text(good.replace("    name: name\n", "    name: {from: name, pipe: [upper]}\n", 1))
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         fresh = await old.get(f"/v1/campaigns/{CAMPAIGN_ID}", headers={"Cache-Control": "no-cache"})
         assert (fresh.status_code, fresh.json()["name"]) == (200, f"ACME {CAMPAIGN_ID}".upper())
 
@@ -400,7 +402,7 @@ async def test_a_reloaded_map_changes_how_vendor_errors_are_read(tmp_path: Path)
         fresh, problems = load_config(path)
         assert fresh is not None, problems
         assert fresh.tenants["acme"].connections["acme-nexa"].map.error_codes == {404: "validation_error"}
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         assert app.config.tenants["acme"].connections["acme-nexa"].map.error_codes == {404: "validation_error"}
         answer = await old.get("/v1/campaigns/cmp_missing")
         error_of(answer, 422, "validation_error")
@@ -477,11 +479,56 @@ async def test_a_request_in_flight_finishes_on_the_config_it_started_with(tmp_pa
         pending = asyncio.create_task(old.get(f"/v1/campaigns/{CAMPAIGN_ID}"))
         await asyncio.wait_for(vendor.arrived.wait(), 5)
         acme_config(path, key_entry("new", NEW_KEY))
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         error_of(await old.get("/v1/connections"), 401, "unauthorized")
         vendor.gate.set()
         answer = await asyncio.wait_for(pending, 5)
     assert (answer.status_code, answer.json()["name"]) == (200, "Held")
+
+
+async def test_a_reload_compiles_only_the_maps_whose_files_changed(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    shutil.copytree(MAPPINGS, maps)
+    path = acme_config(tmp_path / "config.yaml", key_entry("old", OLD_KEY), mappings_dir=maps)
+    async with gateway(path, vendors()) as app:
+        before = dict(app.config.maps)
+        assert await app.watcher.reload() is True
+        assert all(app.config.maps[name] is compiled for name, compiled in before.items())
+
+        generic = maps / "generic.yaml"
+        generic.write_text(generic.read_text() + "\n# edited\n")
+        assert await app.watcher.reload() is True
+        changed = {name for name, compiled in before.items() if app.config.maps[name] is not compiled}
+        assert changed == {"generic", *before["generic"].aliases}
+
+
+async def test_a_request_is_answered_while_a_reload_is_still_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading, validating and compiling a new config run off the event loop.
+
+    The load is held (in its thread) until a request made meanwhile has been answered: had the load
+    run on the loop, no request could be answered before it ended, and the request would meet the
+    new config. ``LOAD_HELD_SECONDS`` only bounds the test if that ever breaks.
+    """
+    path = acme_config(tmp_path / "config.yaml", key_entry("old", OLD_KEY), key_entry("new", NEW_KEY))
+    loading, release = threading.Event(), threading.Event()
+
+    def held_load(*arguments: Any):  # type: ignore[no-untyped-def]
+        loading.set()
+        release.wait(LOAD_HELD_SECONDS)
+        return load_config(*arguments)
+
+    monkeypatch.setattr(reload, "load_config", held_load)
+    async with gateway(path, vendors()) as app, client(app, OLD_KEY) as old:
+        acme_config(path, key_entry("new", NEW_KEY))
+        reloading = asyncio.create_task(app.watcher.reload())
+        assert await asyncio.to_thread(loading.wait, LOAD_HELD_SECONDS)
+        answer = await old.get("/v1/connections")
+        assert (answer.status_code, reloading.done(), release.is_set()) == (200, False, False), answer.text
+        release.set()
+        assert await reloading is True
+        error_of(await old.get("/v1/connections"), 401, "unauthorized")
 
 
 # --- real processes, two workers -----------------------------------------------------------------

@@ -62,9 +62,9 @@ async def holding(tmp_path: Path) -> AsyncIterator[Holding]:
         yield Holding(app, client, created.json()["id"])
 
 
-def reload_with(app: GatewayApp, tmp_path: Path, connections: list[dict[str, Any]]) -> None:
+async def reload_with(app: GatewayApp, tmp_path: Path, connections: list[dict[str, Any]]) -> None:
     write_config(tmp_path, connections)
-    assert app.watcher.reload()
+    assert await app.watcher.reload()
 
 
 async def test_a_reload_keeps_the_sandbox_account_even_when_the_connection_changes(
@@ -72,7 +72,7 @@ async def test_a_reload_keeps_the_sandbox_account_even_when_the_connection_chang
 ) -> None:
     """New timeouts make a new client for the connection; its sandbox still holds what was created."""
     before = holding.app.runtime.upstreams
-    reload_with(holding.app, tmp_path, [nexa(timeouts={"connect": 2, "read": 10, "total": 20})])
+    await reload_with(holding.app, tmp_path, [nexa(timeouts={"connect": 2, "read": 10, "total": 20})])
     assert holding.app.runtime.upstreams.keys() != before.keys(), "the connection got a new client"
 
     fetched = await holding.client.get(f"/v1/campaigns/{holding.campaign_id}", headers=NO_CACHE)
@@ -83,7 +83,7 @@ async def test_a_reload_keeps_the_sandbox_account_even_when_the_connection_chang
 async def test_a_sandbox_connection_added_by_a_reload_has_an_account_of_its_own(
     holding: Holding, tmp_path: Path
 ) -> None:
-    reload_with(holding.app, tmp_path, [nexa(), nexa("nexa-2")])
+    await reload_with(holding.app, tmp_path, [nexa(), nexa("nexa-2")])
     other = await holding.client.get("/v1/campaigns", headers={"X-Connection": "nexa-2"})
     assert (other.status_code, other.json()["data"]) == (200, [])
     mine = await holding.client.get("/v1/campaigns", headers=NO_CACHE)

@@ -489,7 +489,7 @@ async def test_rotation_two_keys_live_then_the_old_one_removed_by_editing_the_co
 
         # step 1: the new key is added next to the old one; both work, as the same tenant
         acme_and_globex(path, [key_entry("acme-2024", old_key), key_entry("acme-2025", new_key)])
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         for probe in (old, new):
             answer = await probe.get(f"/v1/campaigns/{CAMPAIGN_ID}")
             assert answer.status_code == 200, answer.text
@@ -498,7 +498,7 @@ async def test_rotation_two_keys_live_then_the_old_one_removed_by_editing_the_co
 
         # step 2: the old key is edited out; it is now exactly an unknown key
         acme_and_globex(path, [key_entry("acme-2025", new_key)])
-        assert app.watcher.reload() is True
+        assert await app.watcher.reload() is True
         retired = await old.get(f"/v1/campaigns/{CAMPAIGN_ID}", headers={"X-Request-ID": "r-1"})
         unknown = await old.get(
             f"/v1/campaigns/{CAMPAIGN_ID}", headers={"X-Request-ID": "r-1", "Authorization": f"Bearer {UNKNOWN_KEY}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -13,14 +14,22 @@ from gateway.problems import Problem, at, from_validation
 from gateway.yamlsrc import YamlProblem, load_yaml
 
 
-def load_maps(directory: Path) -> tuple[dict[str, VendorMap], list[Problem]]:
-    """Every ``*.yaml`` in ``directory`` compiled, keyed by vendor name and alias."""
+def load_maps(
+    directory: Path, compiled: Mapping[str, VendorMap] | None = None
+) -> tuple[dict[str, VendorMap], list[Problem]]:
+    """Every ``*.yaml`` in ``directory`` compiled, keyed by vendor name and alias.
+
+    A file whose bytes are those a map in ``compiled`` was made from (same digest) is not parsed
+    again: a reload that leaves the maps alone compiles none of them.
+    """
     maps: dict[str, VendorMap] = {}
     problems: list[Problem] = []
     if not directory.is_dir():
         return maps, [Problem(str(directory), 1, "the mappings folder does not exist")]
+    by_digest = {(m.name, m.digest): m for m in (compiled or {}).values() if m.digest}
     for path in sorted(directory.glob("*.yaml")):
-        vendor_map, found = load_map(path)
+        known = by_digest.get((path.stem, _digest(path)))
+        vendor_map, found = (known, []) if known is not None else load_map(path)
         problems.extend(found)
         if vendor_map is None:
             continue
@@ -54,8 +63,15 @@ def load_map(path: Path) -> tuple[VendorMap | None, list[Problem]]:
         vendor_map = compile_map(spec)
     except MapErrors as exc:
         return None, [at(source, error.loc, error.message) for error in exc.errors]
-    vendor_map.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    vendor_map.digest = _digest(path)
     return vendor_map, []
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    except OSError:
+        return ""  # load_map reports the file it cannot read
 
 
 def names_in(file: str) -> set[str]:
