@@ -684,7 +684,11 @@ def test_every_request_of_a_burst_has_one_access_line_even_across_sigterm(tmp_pa
     """200 concurrent requests, then SIGTERM at once: the buffered access lines are all written, one each.
 
     The writer's timer is set far beyond the test, so only the shutdown's flush can write them."""
-    config = shipped_config_copy(tmp_path, logging={"level": "info", "format": "json", "flush_seconds": 60})
+    config = shipped_config_copy(
+        tmp_path,
+        logging={"level": "info", "format": "json", "flush_seconds": 60},
+        server={"max_connections_per_client": 1000},  # 200 at once from one address
+    )
     log_path = tmp_path / "serve.stderr"
     port = free_port()
     process = processes.start_gateway("serve", "--config", str(config), "--port", str(port), log_path=log_path)
