@@ -128,10 +128,7 @@ def compile_fields(spec: Any, loc: Loc, scope: Scope, *, omit_null: bool) -> Com
         consumed.extend(compiled.consumed)
         reads.extend(compiled.reads)
         pairs.extend(((*target_path, *inner), source) for inner, source in compiled.pairs)
-    flat = [(path[0], fn) for path, fn in entries if len(path) == 1 and isinstance(path[0], str)]
-    if len(flat) == len(entries):
-        return Compiled(_flat_builder(flat, omit_null), consumed, reads, pairs)
-    return Compiled(_nested_builder(entries, omit_null), consumed, reads, pairs)
+    return Compiled(_builder(entries, omit_null), consumed, reads, pairs)
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -156,7 +153,36 @@ def _flat_builder(entries: list[tuple[str, Fn]], omit_null: bool) -> Fn:
     return build
 
 
-def _nested_builder(entries: list[tuple[Path, Fn]], omit_null: bool) -> Fn:
+def _builder(entries: list[tuple[Path, Fn]], omit_null: bool) -> Fn:
+    """The object a field map builds. Nested targets (``timeRange.days``) become a tree of builders,
+    so no target path is walked per value; targets with a list index are written along their path."""
+    if any(isinstance(step, int) for path, _fn in entries for step in path):
+        return _path_builder(entries, omit_null)
+    groups: dict[str, list[tuple[Path, Fn]]] = {}
+    for path, fn in entries:
+        groups.setdefault(str(path[0]), []).append((path[1:], fn))
+    if all(rest == () for items in groups.values() for rest, _fn in items):
+        return _flat_builder([(key, fn) for key, [(_rest, fn)] in groups.items()], omit_null)
+    parts = [
+        (key, items[0][1], False) if items[0][0] == () else (key, _builder(items, omit_null), True)
+        for key, items in groups.items()
+    ]
+
+    def build(doc: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, fn, nested in parts:
+            value = fn(doc)
+            if nested:
+                if value or not omit_null:
+                    out[key] = value
+            elif value is not None or not omit_null:
+                out[key] = value
+        return out
+
+    return build
+
+
+def _path_builder(entries: list[tuple[Path, Fn]], omit_null: bool) -> Fn:
     def build(doc: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for path, fn in entries:
