@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
+from gateway.mapping.events import EventMap, compile_events
 from gateway.mapping.expressions import Scope, compile_fields
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
 from gateway.mapping.request import PLACEHOLDER, UpstreamRequest, compile_request, path_of, render_template
@@ -44,8 +45,9 @@ _CONTEXT: dict[str, frozenset[str] | None] = {
     "params": None,  # any name: the connection's params
     "page": frozenset({"offset", "limit", "number", "cursor"}),
     "filter": frozenset({"status"}),
+    "hook_url": frozenset(),  # the gateway's own callback URL on a connection with events (else null)
 }
-_SOURCES = "body.*, id, params.*, page.offset|limit|number|cursor, filter.status, now, item (under fan_out)"
+_SOURCES = "body.*, id, params.*, page.offset|limit|number|cursor, filter.status, now, hook_url, item (under fan_out)"
 
 
 class MapErrors(MapError):
@@ -120,6 +122,7 @@ class VendorMap:
     digest: str = ""  # of the map file: a changed map means new clients on reload
     # Per operation with a body: each canonical field native, composed or unsupported, and what is required.
     capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    events: EventMap | None = None  # how its webhooks are checked and read, if the map says
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
@@ -139,6 +142,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
             shapes.compiled[name] = compile_fields(fields, ("shapes", name), response_scope, omit_null=False)
         except MapError as exc:
             problems.append(exc)
+    events = compile_events(spec.events, response_scope, problems) if spec.events is not None else None
     operations: dict[str, CompiledOperation] = {}
     native: dict[str, list[Path]] = {}
     for name, op in spec.operations.items():
@@ -180,6 +184,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         required_params={p.split(".", 1)[1] for p in placeholders if p.startswith("params.")},
         required_credentials={p.split(".", 1)[1] for p in placeholders if p.startswith("credentials.")},
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
+        events=events,
     )
 
 
