@@ -293,6 +293,11 @@ class ConnectionInfo(Described):
     """Its default handling of fields the vendor cannot carry (Prefer: handling=... overrides it)."""
     capabilities: dict[str, Capability]
     """Per operation with a body: what happens to each canonical field."""
+    events: bool = False
+    """Whether the gateway turns its vendor's webhooks into canonical events (GET /v1/events, deliveries)."""
+    hook_url: str | None = None
+    """With events: where its vendor sends webhooks (the gateway registers it at create where the vendor takes
+    one; paste it into vendors whose webhook is set in their dashboard). Secret: it authenticates the vendor."""
 
 
 class ConnectionList(Described):
