@@ -96,8 +96,10 @@ class Deliverer:
                 task.add_done_callback(self._done)
             if not claimed or len(self._tries) >= settings.concurrency:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that meets a wake-up
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), settings.poll_seconds)
+                    async with asyncio.timeout(settings.poll_seconds):
+                        await self._wake.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tries.discard(task)

@@ -86,8 +86,8 @@ def _rule(spec: PayloadSpec, loc: Loc, scope: Scope, problems: list[MapError]) -
     if spec.when is not None:
         try:
             holds = compile_condition(spec.when).holds
-        except ConditionError as exc:
-            raise MapError(f"when: {exc}", (*loc, "when")) from exc
+        except ConditionError as exc:  # reported; the rest of the rule is still checked
+            problems.append(MapError(f"when: {exc}", (*loc, "when")))
     kind = compile_expression(spec.type, (*loc, "type"), scope)
     campaign = _optional(spec.campaign_id, (*loc, "campaign_id"), scope)
     key = tuple(compile_expression(part, (*loc, "key", i), scope).fn for i, part in enumerate(spec.key))
