@@ -315,8 +315,8 @@ def build_openapi() -> dict[str, Any]:
             "description": "One API for outbound voice-call campaigns, in front of every vendor. Authenticate "
             "with Authorization: Bearer <key> (or X-API-Key); pick the vendor account with X-Connection.",
         },
-        "paths": {**_paths(), **events.paths()},
-        "webhooks": events.webhooks(),
+        "paths": {**_paths(), **events.paths(EXAMPLES["event"])},
+        "webhooks": events.webhooks(EXAMPLES["event"]),
         "components": {
             "schemas": {**_without_null_defaults(schema.get("$defs", {})), "VendorWebhook": events.VENDOR_PAYLOAD},
             "parameters": {**_PARAMETERS, **events.PARAMETERS},

@@ -1,7 +1,8 @@
 """Events in /openapi.json: the pull API, the vendors' hook, and the OpenAPI 3.1 ``webhooks`` section.
 
 ``webhooks`` describes what a tenant's endpoint receives: one POST per event type, the canonical
-``Event`` as the body, and the Standard Webhooks headers to verify it by.
+``Event`` as the body, and the Standard Webhooks headers to verify it by. The example event is
+gateway/examples.json's ``event`` (the code names no vendor), passed in by gateway/openapi.py.
 """
 
 from __future__ import annotations
@@ -43,52 +44,6 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "required": True,
         "description": "The connection's secret hook token (GET /v1/connections: hook_url)",
         "schema": {"type": "string"},
-    },
-}
-EXAMPLE_EVENT: dict[str, Any] = {
-    "id": "evt_01m8mwcds7w44yp85fwbnh5t0e",
-    "type": "call.completed",
-    "created_at": "2026-03-29T05:00:46.123Z",
-    "tenant": "demo",
-    "connection": "sarvam-sandbox",
-    "vendor": "sarvam",
-    "campaign_id": "welcome-campaign-2026",
-    "data": {
-        "call_id": "019d392a-4f5a-7db3-904a-6ecebb9aac96",
-        "occurred_at": "2026-03-29T05:00:45Z",
-        "recipient": {"phone_number": "+919876543210", "name": None, "id": "user-1001"},
-        "from_number": "+919876543200",
-        "attempt": 1,
-        "final": True,
-        "outcome": "answered",
-        "started_at": None,
-        "ended_at": None,
-        "duration_seconds": 42.5,
-        "status": None,
-        "vendor_event": None,
-        "vendor_status": "connected",
-        "reason": None,
-        "vendor_data": {"cohort_id": "cohort-batch-01", "completion_status": "completed"},
-    },
-}
-_EMPTY_DATA = {key: None for key in EXAMPLE_EVENT["data"]} | {"vendor_data": {}}
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "call.completed": EXAMPLE_EVENT,
-    "call.failed": {
-        **EXAMPLE_EVENT,
-        "type": "call.failed",
-        "data": {
-            **EXAMPLE_EVENT["data"],
-            "outcome": "no_answer",
-            "vendor_status": "no_answer",
-            "duration_seconds": None,
-            "reason": "TelephonyProvider: No Answer",
-        },
-    },
-    "campaign.status_changed": {
-        **EXAMPLE_EVENT,
-        "type": "campaign.status_changed",
-        "data": {**_EMPTY_DATA, "status": "completed", "vendor_status": "ended"},
     },
 }
 _DELIVERED = {
@@ -152,8 +107,8 @@ def _operation(
     }
 
 
-def paths() -> dict[str, Any]:
-    page = {"data": [{**EXAMPLE_EVENT, "delivery": _DELIVERED}], "next_cursor": "ZTQy", "has_more": False}
+def paths(example: dict[str, Any]) -> dict[str, Any]:
+    page = {"data": [{**example, "delivery": _DELIVERED}], "next_cursor": "ZTQy", "has_more": False}
     hook = _operation(
         "receiveVendorWebhook",
         "For vendors: their webhook, at the URL the gateway gave them",
@@ -185,7 +140,7 @@ def paths() -> dict[str, Any]:
                 "Deliver an event again, now",
                 (
                     "202",
-                    _json(_ref("schemas", "Redelivery"), "Queued", {"id": EXAMPLE_EVENT["id"], "delivery": _PENDING}),
+                    _json(_ref("schemas", "Redelivery"), "Queued", {"id": example["id"], "delivery": _PENDING}),
                 ),
                 ("401", "403", "404", "409", "429"),
                 ("EventId",),
@@ -197,8 +152,9 @@ def paths() -> dict[str, Any]:
     }
 
 
-def webhooks() -> dict[str, Any]:
+def webhooks(example: dict[str, Any]) -> dict[str, Any]:
     """One entry per event type: what the tenant's endpoint receives, and how it answers."""
+    examples = _examples(example)
     headers = [
         {"name": name, "in": "header", "required": True, "description": text, "schema": {"type": "string"}}
         for name, text in _SIGNATURE_HEADERS
@@ -219,10 +175,22 @@ def webhooks() -> dict[str, Any]:
                 "parameters": headers,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("schemas", "Event"), "example": EXAMPLES[kind]}},
+                    "content": {"application/json": {"schema": _ref("schemas", "Event"), "example": examples[kind]}},
                 },
                 "responses": {"2XX": {"description": "Taken. Anything else (or no answer in 15 s) is tried again"}},
             }
         }
         for kind in sorted(EVENT_TYPES)
+    }
+
+
+def _examples(completed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """An example of each type, from one of a completed call."""
+    data = completed["data"]
+    failed = {"outcome": "no_answer", "vendor_status": "no_answer", "duration_seconds": None, "reason": "No answer"}
+    empty = {key: None for key in data} | {"vendor_data": {}, "status": "completed", "vendor_status": "ended"}
+    return {
+        "call.completed": completed,
+        "call.failed": {**completed, "type": "call.failed", "data": {**data, **failed}},
+        "campaign.status_changed": {**completed, "type": "campaign.status_changed", "data": empty},
     }
