@@ -169,3 +169,29 @@ async def test_destinations_and_the_hook_key_are_shared(make: Make) -> None:
     assert await other.destinations("t2", "conn", ["c1"]) == {}
     key = await one.hook_key()
     assert len(key) == 32 and await other.hook_key() == key
+
+
+async def test_an_event_goes_where_its_campaign_was_told_else_to_the_default(make: Make) -> None:
+    outbox = make()
+    await outbox.remember("t1", "conn", "c1", "https://client.example/c1")
+    own, other = event(campaign="c1", destination="https://tenant.example/all"), event(campaign="c2")
+    for each in (own, other):
+        await outbox.add(each)
+    claimed = {c.id: c.destination for c in await outbox.claim(NOW, LEASE, "me", 10)}
+    assert claimed == {own.id: "https://client.example/c1", other.id: other.destination}
+
+
+async def test_a_redelivered_event_waits_for_its_campaigns_pending_delivery(make: Make) -> None:
+    outbox = make()
+    older, newer = event(), event(created=NOW + 1)
+    await outbox.add(older)
+    await outbox.claim(NOW, LEASE, "me", 10)
+    await outbox.finish(older.id, "me", Outcome("delivered", 200, at=NOW + 1))
+    await outbox.add(newer)
+    [claimed] = await outbox.claim(NOW + 2, LEASE, "me", 10)
+    assert claimed.id == newer.id
+    await outbox.redeliver("t1", older.id, older.destination or "", NOW + 3)
+    assert await outbox.claim(NOW + 4, LEASE, "me", 10) == []  # one at a time: the newer one is being tried
+    await outbox.finish(newer.id, "me", Outcome("delivered", 200, at=NOW + 5))
+    [again] = await outbox.claim(NOW + 6, LEASE, "me", 10)
+    assert again.id == older.id

@@ -94,7 +94,7 @@ class Deliverer:
                 task = asyncio.get_running_loop().create_task(self._try(delivery, settings))
                 self._tries.add(task)
                 task.add_done_callback(self._done)
-            if not claimed or len(self._tries) >= settings.concurrency:
+            if len(claimed) < free or len(self._tries) >= settings.concurrency:  # else more may be due at once
                 self._wake.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that meets a wake-up
                 with contextlib.suppress(TimeoutError):

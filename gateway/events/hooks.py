@@ -99,9 +99,6 @@ async def _store(
         "data": found.data,
     }
     dedupe = found.key if found.key is not None else "sha256:" + hashlib.sha256(raw).hexdigest()
-    destination = await events.destination(tenant, connection, found.campaign_id)
-    body = orjson.dumps(event)
-    stored = NewEvent(
-        event_id, tenant.id, connection.name, found.campaign_id, found.type, dedupe, body, now, destination
-    )
-    return await events.outbox.add(stored)
+    default = tenant.webhooks.url if tenant.webhooks is not None else None  # unless the campaign has its own
+    where = (tenant.id, connection.name, found.campaign_id, found.type)
+    return await events.outbox.add(NewEvent(event_id, *where, dedupe, orjson.dumps(event), now, default))

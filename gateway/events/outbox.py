@@ -37,7 +37,9 @@ class NewEvent:
     dedupe: str  # the vendor's key for the notification (or its body's hash), per tenant and connection
     body: bytes  # the canonical event as sent: the exact bytes signed
     created: float
-    destination: str | None  # None: nowhere to push it; it is listed only
+    # Where it goes unless its campaign has a destination of its own (``remember``), which the outbox
+    # looks up as it stores the event; None and none remembered: it is listed only.
+    destination: str | None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ PREFIX = "cgw:ev:"
 SEP = "\x1f"
 CLAIM_SCAN = 200  # due members a claim looks at; blocked ones are taken out of `due` as it goes
 PRUNE_BATCH = 1000
+POOL_SIZE, POOL_WAIT_SECONDS = 64, 5.0
 
 # ARGV: prefix, dedupe ttl ms, id, tenant, connection, campaign, type, dedupe, body, created, destination
 _ADD = """
@@ -31,16 +32,17 @@ local existing = redis.call('GET', dkey)
 if existing then return {existing, 1} end
 redis.call('SET', dkey, id, 'PX', ARGV[2])
 local seq = redis.call('INCR', p .. 'seq')
+local destination = redis.call('HGET', p .. 'dest', t .. '\\31' .. c .. '\\31' .. camp) or ARGV[11]
 local e = p .. 'e:' .. id
 redis.call('HSET', e, 'tenant', t, 'connection', c, 'campaign', camp, 'type', ty, 'body', ARGV[9],
-  'created', ARGV[10], 'destination', ARGV[11], 'attempts', 0, 'seq', seq)
+  'created', ARGV[10], 'destination', destination, 'attempts', 0, 'seq', seq)
 redis.call('ZADD', p .. 'i:' .. t, seq, id)
 redis.call('ZADD', p .. 'i:' .. t .. '\\31t\\31' .. ty, seq, id)
 if camp ~= '' then
   redis.call('ZADD', p .. 'i:' .. t .. '\\31c\\31' .. camp, seq, id)
   redis.call('ZADD', p .. 'i:' .. t .. '\\31ct\\31' .. camp .. '\\31' .. ty, seq, id)
 end
-if ARGV[11] == '' then
+if destination == '' then
   redis.call('HSET', e, 'state', 'undeliverable')
   redis.call('ZADD', p .. 'done', ARGV[10], id)
   return {id, 0}
@@ -112,7 +114,7 @@ if f[4] ~= 'pending' then
   redis.call('HSET', e, 'state', 'pending', 'attempts', 0)
   redis.call('HDEL', e, 'status', 'error', 'delivered_at')
   redis.call('ZREM', p .. 'done', id)
-  redis.call('ZADD', o, f[5], id)
+  redis.call('ZADD', o, redis.call('INCR', p .. 'seq'), id)  -- behind what of its campaign is pending
 end
 if redis.call('HGET', e, 'owner') then return 1 end  -- being tried now: that try decides
 redis.call('HSET', e, 'due', now)
@@ -145,7 +147,11 @@ _FIELDS = ("seq", "connection", "campaign", "body", "state", "attempts", "due", 
 
 class RedisOutbox:
     def __init__(self, url: str, retention_seconds: float) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        # A blocking pool: a burst of webhooks waits for a connection rather than failing for want of one.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, socket_timeout=5, socket_connect_timeout=2
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._retention_ms = int(retention_seconds * 1000)
         self._add = self._redis.register_script(_ADD)
         self._claim = self._redis.register_script(_CLAIM)

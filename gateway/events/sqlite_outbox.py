@@ -1,9 +1,12 @@
 """The embedded outbox: one SQLite file (stdlib), shared by every worker of ``gateway serve``.
 
-WAL journal, ``synchronous=FULL``: an event the vendor got a 2xx for is on disk, and survives a
-kill or a power cut. Every statement runs on one thread of this process (SQLite's calls block),
-and stores and finished tries are *group-committed*: what arrives while a transaction is being
-written goes into the next one, so one fsync serves many webhooks. Workers of one ``serve`` are
+WAL journal; a store of events commits with ``synchronous=FULL``: an event the vendor got a 2xx for
+is on disk, and survives a kill or a power cut. Claims and finished tries commit with ``NORMAL``
+(safe from a kill; a power cut may forget the last ones, and the event is then sent again, which
+at-least-once allows), so an ordered delivery does not wait for two fsyncs. Every statement runs
+on one thread of this process (SQLite's calls block), and stores and finished tries are
+*group-committed*: what arrives while a transaction is being written goes into the next one, so
+one fsync serves many webhooks. Workers of one ``serve`` are
 separate processes on the same file; ``BEGIN IMMEDIATE`` and the lease columns (``lease``,
 ``owner``) make each delivery claimed by exactly one of them at a time.
 """
@@ -33,32 +36,39 @@ CREATE TABLE IF NOT EXISTS events (
   id TEXT NOT NULL UNIQUE,
   tenant TEXT NOT NULL, connection TEXT NOT NULL, campaign_id TEXT, type TEXT NOT NULL,
   dedupe TEXT NOT NULL, body BLOB NOT NULL, created REAL NOT NULL, destination TEXT,
-  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due REAL, lease REAL, owner TEXT,
+  state TEXT NOT NULL, head INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, due REAL,
+  lease REAL, owner TEXT,
   last_status INTEGER, last_error TEXT, delivered_at REAL,
   UNIQUE (tenant, connection, dedupe));
-CREATE INDEX IF NOT EXISTS events_due ON events (due) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_due ON events (due) WHERE state = 'pending' AND head = 1;
 CREATE INDEX IF NOT EXISTS events_order ON events (tenant, connection, campaign_id, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, seq);
 CREATE INDEX IF NOT EXISTS events_campaign ON events (tenant, campaign_id, seq);
 CREATE INDEX IF NOT EXISTS events_type ON events (tenant, type, seq);
 CREATE INDEX IF NOT EXISTS events_done ON events (created) WHERE state != 'pending';
 """
-# Due, not leased, and the first pending event of its campaign (per tenant and connection).
+# ``head``: the first pending event of its campaign (per tenant and connection), the only one of it
+# a claim may take; when it is done the next one becomes head. So a claim looks at heads only, however
+# long a campaign's backlog.
 _CLAIM = """
 UPDATE events SET lease = :until, owner = :owner
 WHERE seq IN (
-  SELECT e.seq FROM events e
-  WHERE e.state = 'pending' AND e.due <= :now AND (e.lease IS NULL OR e.lease <= :now)
-    AND NOT EXISTS (
-      SELECT 1 FROM events p WHERE p.state = 'pending' AND p.tenant = e.tenant AND p.connection = e.connection
-        AND p.campaign_id IS e.campaign_id AND p.seq < e.seq)
-  ORDER BY e.due, e.seq LIMIT :limit)
+  SELECT seq FROM events WHERE state = 'pending' AND head = 1 AND due <= :now AND (lease IS NULL OR lease <= :now)
+  ORDER BY due, seq LIMIT :limit)
 RETURNING id, tenant, connection, type, body, destination, attempts, created
 """
 _FINISH = """
-UPDATE events SET state = :state, attempts = attempts + 1, due = :due, lease = NULL, owner = NULL,
-  last_status = :status, last_error = :error, delivered_at = CASE WHEN :state = 'delivered' THEN :at END
+UPDATE events SET state = :state, head = :state = 'pending', attempts = attempts + 1, due = :due, lease = NULL,
+  owner = NULL, last_status = :status, last_error = :error,
+  delivered_at = CASE WHEN :state = 'delivered' THEN :at END
 WHERE id = :id AND owner = :owner
+RETURNING tenant, connection, campaign_id
+"""
+_GROUP = "state = 'pending' AND tenant = :tenant AND connection = :connection AND campaign_id IS :campaign"
+# The campaign's first pending event becomes head, unless it has one (a redelivered event waits its turn).
+_NEXT_HEAD = f"""
+UPDATE events SET head = 1 WHERE seq = (SELECT MIN(seq) FROM events WHERE {_GROUP})
+  AND NOT EXISTS (SELECT 1 FROM events WHERE {_GROUP} AND head = 1)
 """
 _FOUND = "seq, connection, campaign_id, body, state, attempts, due, last_status, last_error, delivered_at"
 
@@ -111,16 +121,22 @@ class SqliteOutbox:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)  # idempotent: every worker runs it, one at a time (the busy timeout)
             os.chmod(self.path, 0o600)  # event bodies are the tenants' data
             self._db = db
         return self._db
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = False) -> T:
         db = self._connection()
-        with _transaction(db):
-            return fn(db)
+        if durable:
+            db.execute("PRAGMA synchronous = FULL")  # its fsync also covers the NORMAL commits before it
+        try:
+            with _transaction(db):
+                return fn(db)
+        finally:
+            if durable:
+                db.execute("PRAGMA synchronous = NORMAL")
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self._run(lambda: fn(self._connection()))
@@ -150,10 +166,19 @@ class SqliteOutbox:
         def insert(db: sqlite3.Connection) -> list[tuple[str, bool]]:
             results = []
             for e in events:
-                extra = (e.destination, "pending", e.created) if e.destination else (None, "undeliverable", None)
+                own = db.execute(
+                    "SELECT url FROM destinations WHERE tenant = ? AND connection = ? AND campaign_id = ?",
+                    (e.tenant, e.connection, e.campaign_id),
+                ).fetchone()
+                destination = own[0] if own else e.destination
+                group = {"tenant": e.tenant, "connection": e.connection, "campaign": e.campaign_id}
+                head = (
+                    destination is not None and not db.execute(f"SELECT 1 FROM events WHERE {_GROUP}", group).fetchone()
+                )
+                extra = (destination, "pending", e.created, head) if destination else (None, "undeliverable", None, 0)
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO events (id, tenant, connection, campaign_id, type, dedupe, body, created,"
-                    " destination, state, due) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " destination, state, due, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (e.id, e.tenant, e.connection, e.campaign_id, e.type, e.dedupe, e.body, e.created, *extra),
                 )
                 if cursor.rowcount:
@@ -166,7 +191,7 @@ class SqliteOutbox:
                 results.append((row[0], True))
             return results
 
-        return self._write(insert)
+        return self._write(insert, durable=True)
 
     async def claim(self, now: float, lease: float, owner: str, limit: int) -> list[Claimed]:
         params = {"until": now + lease, "owner": owner, "now": now, "limit": limit}
@@ -180,7 +205,9 @@ class SqliteOutbox:
         def update(db: sqlite3.Connection) -> list[None]:
             for event_id, owner, o in items:
                 params = {"state": o.state, "due": o.due, "status": o.status, "error": o.error, "at": o.at}
-                db.execute(_FINISH, {**params, "id": event_id, "owner": owner})
+                group = db.execute(_FINISH, {**params, "id": event_id, "owner": owner}).fetchone()
+                if group is not None and o.state != "pending":
+                    db.execute(_NEXT_HEAD, _named(group))
             return [None] * len(items)
 
         return self._write(update)
@@ -202,6 +229,8 @@ class SqliteOutbox:
 
     async def redeliver(self, tenant: str, event_id: str, destination: str, now: float) -> dict[str, Any] | None:
         def update(db: sqlite3.Connection) -> Found | None:
+            group = db.execute("SELECT tenant, connection, campaign_id FROM events WHERE tenant = ? AND id = ?",
+                               (tenant, event_id)).fetchone()  # fmt: skip
             db.execute(
                 "UPDATE events SET destination = :dest, due = MIN(COALESCE(due, :now), :now), "
                 "attempts = CASE WHEN state = 'pending' THEN attempts ELSE 0 END, state = 'pending', "
@@ -210,6 +239,8 @@ class SqliteOutbox:
                 "WHERE tenant = :tenant AND id = :id",
                 {"dest": destination, "now": now, "tenant": tenant, "id": event_id},
             )
+            if group is not None:
+                db.execute(_NEXT_HEAD, _named(group))
             row = db.execute(f"SELECT {_FOUND} FROM events WHERE tenant = ? AND id = ?", (tenant, event_id)).fetchone()
             return None if row is None else _found(row)
 
@@ -228,6 +259,10 @@ class SqliteOutbox:
 
         await self._run(shut)
         self._thread.shutdown(wait=True)
+
+
+def _named(group: tuple[str, str, str | None]) -> dict[str, str | None]:
+    return dict(zip(("tenant", "connection", "campaign"), group, strict=True))
 
 
 def _found(row: tuple[Any, ...]) -> Found:
