@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from gateway.mapping import load_map
 from gateway.mapping.event_spec import EventsSpec
 from gateway.mapping.events import compile_events
 from gateway.mapping.expressions import Scope
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, ROOT
 from tests.test_golden import GOLDEN, assert_same, case_id
 
 EVENT_CASES = sorted(GOLDEN.glob("*/events/*.json"))
@@ -196,3 +197,30 @@ def test_check_names_each_problem_of_the_events_config_keys_at_its_line(
     assert config is None
     [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "# <-" in text_line]
     assert [str(p) for p in problems] == [f"{path}:{line}: {message}"]
+
+
+def readme_block(language: str) -> str:
+    """The first ``language`` code block of the README's "Verifying a delivery"."""
+    section = (ROOT / "README.md").read_text().split("### Verifying a delivery", 1)[1]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_python_and_javascript_verifiers_accept_a_delivery_and_refuse_a_forgery(tmp_path: Path) -> None:
+    body = b'{"id": "evt_1", "type": "call.completed"}'
+    headers = signing.headers(signing.secret_key(SECRET), "evt_1", int(time.time()), body)
+    namespace: dict[str, Any] = {}
+    exec(readme_block("python"), namespace)  # the README's own code
+    assert namespace["verify"](SECRET, headers, body) and not namespace["verify"](SECRET, headers, body + b" ")
+    module = tmp_path / "verify.mjs"
+    module.write_text(readme_block("js"))
+    driver = tmp_path / "run.mjs"
+    driver.write_text(
+        "import { verify } from './verify.mjs';\n"
+        "const [secret, headers, body] = JSON.parse(process.argv[2]);\n"
+        "const check = (text) => verify(secret, headers, Buffer.from(text));\n"
+        "console.log(JSON.stringify([check(body), check(body + ' ')]));\n"
+    )
+    run = subprocess.run(
+        ["node", str(driver), json.dumps([SECRET, headers, body.decode()])], capture_output=True, text=True, timeout=30
+    )
+    assert json.loads(run.stdout) == [True, False], run.stderr

@@ -13,6 +13,7 @@ The token is a secret: the access line shows the path as ``/v1/hooks/…``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.mapping.events import VendorEvent
 from gateway.telemetry import RequestRecord
 
 RETRY_AFTER = "5"
+log = logging.getLogger("gateway.events")
 
 
 async def receive_hook(
@@ -65,6 +67,7 @@ async def receive_hook(
     try:
         event_id, duplicate = await _store(events, tenant, connection, found, raw)
     except Exception as exc:
+        log.warning("events: cannot store a %s callback (%s: %s)", connection.vendor, type(exc).__name__, exc)
         received.labels(connection.vendor, "unavailable").inc()
         message = "the gateway cannot store events right now; send it again later"
         raise UpstreamUnavailable(message, headers={"Retry-After": RETRY_AFTER}) from exc
