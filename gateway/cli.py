@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["GATEWAY_CONFIG"] = str(path.resolve())
     # Where sandboxes post their webhooks when public_url is not set: this server (workers inherit it).
     host = f"[{args.host}]" if ":" in args.host else args.host
-    os.environ.setdefault(PUBLIC_URL_ENV, f"http://{host}:{args.port}")
+    os.environ[PUBLIC_URL_ENV] = f"http://{host}:{args.port}"
     # Our log format from the first line on, in this process too (with --workers it only supervises).
     redact.install(configure_logging(loaded.logging.level, loaded.logging.format))
     redact.redactor.update(loaded)

@@ -25,6 +25,7 @@ from gateway.mapping import load_map
 from gateway.mapping.event_spec import EventsSpec
 from gateway.mapping.events import compile_events
 from gateway.mapping.expressions import Scope
+from tests.conftest import DEMO_WEBHOOK_SECRET as SECRET
 from tests.conftest import MAPPINGS, ROOT
 from tests.test_golden import GOLDEN, assert_same, case_id
 
@@ -145,7 +146,6 @@ def test_check_names_each_problem_of_an_events_section_at_its_line(tmp_path: Pat
     }, problems
 
 
-SECRET = "whsec_ZGVtby1vbmx5LXdlYmhvb2stc2lnbmluZy1rZXktMzI="
 CONFIG = """
 mappings_dir: {mappings}
 {top}

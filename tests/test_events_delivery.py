@@ -24,10 +24,10 @@ import yaml
 
 from gateway.events.models import Event
 from tests.conftest import DEMO_KEY, MAPPINGS, ROOT, RedisServer, free_port
+from tests.conftest import DEMO_WEBHOOK_SECRET as SECRET
 from tests.processes import start_gateway, stop, wait_for_http
 from tests.receiver import Receiver
 
-SECRET = "whsec_ZGVtby1vbmx5LXdlYmhvb2stc2lnbmluZy1rZXktMzI="  # the demo tenant's, in config.yaml
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 FAST = {"retry_seconds": [0.3, 0.3, 0.3], "jitter": 0, "timeout_seconds": 2, "lease_seconds": 3, "poll_seconds": 0.2}
 HAMSA, SARVAM = "hamsa-sandbox", "sarvam-sandbox"

@@ -26,9 +26,9 @@ from gateway.config import load_config
 from gateway.events.models import EventPage
 from gateway.keys import key_hash
 from gateway.sandboxing import SandboxLink
+from tests.conftest import DEMO_WEBHOOK_SECRET as SECRET
 from tests.conftest import MAPPINGS, TEST_KEY
 
-SECRET = "whsec_ZGVtby1vbmx5LXdlYmhvb2stc2lnbmluZy1rZXktMzI="
 SARVAM_SECRET = "sarvam-signing-secret-of-t1"
 OTHER_KEY = "cgw_test_key_of_the_second_tenant_000000000"
 CAMPAIGNS_ONLY = "cgw_test_key_with_campaign_scopes_only_0000"
