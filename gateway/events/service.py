@@ -98,6 +98,7 @@ class Events:
         return self._owners[1].get(token)
 
     def checks(self, connection: Connection) -> tuple[Check, ...]:
+        """The connection's bound checks; kept per connection object, forgotten with the token map (``owner``)."""
         bound = self._checks.get(id(connection))
         if bound is None:
             events = connection.map.events

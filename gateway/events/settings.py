@@ -110,6 +110,6 @@ def connection_problems(
         problems.append(("events", "events need public_url: the gateway's address as vendors reach it"))
     if not signs:
         problems.append(("events", "events need the tenant's webhooks.secret, to sign what is delivered"))
-    for name in sorted(vendor_map.events.credentials(optional=False) - set(credentials)):
+    for name in sorted(vendor_map.events.required_credentials() - set(credentials)):
         problems.append(("credentials", f"vendor {vendor_map.name} signs its webhooks: events need credentials.{name}"))
     return problems

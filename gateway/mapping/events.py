@@ -49,9 +49,9 @@ class EventMap:
     checks: tuple[CheckSpec, ...]
     rules: tuple[_Rule, ...]
 
-    def credentials(self, *, optional: bool) -> set[str]:
-        """The connection credentials the checks name (the optional checks', or the required ones')."""
-        return {name for check in self.checks if check.optional == optional for name in _credentials_of(check)}
+    def required_credentials(self) -> set[str]:
+        """The connection credentials the checks that are not optional name."""
+        return {name for check in self.checks if not check.optional for name in _credentials_of(check)}
 
     def translate(self, payload: dict[str, Any]) -> VendorEvent | None:
         """The event ``payload`` is, or None when it is none (no rule takes it, or its type reads as null)."""
