@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
   UNIQUE (tenant, connection, dedupe));
 CREATE INDEX IF NOT EXISTS events_due ON events (due) WHERE state = 'pending' AND head = 1;
 CREATE INDEX IF NOT EXISTS events_order ON events (tenant, connection, campaign_id, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_heads ON events (tenant, connection, campaign_id)
+  WHERE state = 'pending' AND head = 1;
 CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, seq);
 CREATE INDEX IF NOT EXISTS events_campaign ON events (tenant, campaign_id, seq);
 CREATE INDEX IF NOT EXISTS events_type ON events (tenant, type, seq);
