@@ -25,6 +25,7 @@ from gateway.mapping import load_map
 from gateway.mapping.event_spec import EventsSpec
 from gateway.mapping.events import compile_events
 from gateway.mapping.expressions import Scope
+from gateway.mapping.transforms import Enum
 from tests.conftest import DEMO_WEBHOOK_SECRET as SECRET
 from tests.conftest import MAPPINGS, ROOT
 from tests.test_golden import GOLDEN, assert_same, case_id
@@ -224,3 +225,29 @@ def test_the_readmes_python_and_javascript_verifiers_accept_a_delivery_and_refus
         ["node", str(driver), json.dumps([SECRET, headers, body.decode()])], capture_output=True, text=True, timeout=30
     )
     assert json.loads(run.stdout) == [True, False], run.stderr
+
+
+def test_a_campaign_status_webhook_reads_into_campaign_status_changed() -> None:
+    """No shipped vendor documents one; the language carries it (as a vendor such as Bland's status webhook needs)."""
+    statuses = Enum({"completed": "completed", "in_progress": "active"}, {}, None, ignore_case=True)
+    spec = {
+        "payloads": [
+            {"when": "call_id", "type": {"const": "call.completed"}},
+            {
+                "when": {"status": ["completed", "in_progress", "failed"]},
+                "type": {"const": "campaign.status_changed"},
+                "key": ["batch_id", "status"],
+                "campaign_id": "batch_id",
+                "data": {"status": {"from": "status", "pipe": [{"enum": "status"}]}, "vendor_status": "status"},
+            },
+        ]
+    }
+    problems: list[Any] = []
+    events = compile_events(EventsSpec.model_validate(spec), Scope({"status": statuses}, False), problems)
+    assert not problems
+    found = events.translate({"batch_id": "b1", "status": "in_progress", "timestamp": "2026-03-29T10:00:00Z"})
+    assert found is not None
+    assert (found.type, found.campaign_id, found.key) == ("campaign.status_changed", "b1", "b1\x1fin_progress")
+    assert (found.data["status"], found.data["vendor_status"]) == ("active", "in_progress")
+    assert found.data["vendor_data"] == {"timestamp": "2026-03-29T10:00:00Z"}
+    assert events.translate({"batch_id": "b1", "status": "validating"}) is None  # no rule holds: not an event
