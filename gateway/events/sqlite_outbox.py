@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.events.outbox import Claimed, Found, NewEvent, Outcome, delivery
 
@@ -75,7 +75,7 @@ UPDATE events SET head = 1 WHERE seq = (SELECT MIN(seq) FROM events WHERE {_GROU
 _FOUND = "seq, connection, campaign_id, body, state, attempts, due, last_status, last_error, delivered_at"
 
 
-class _Batcher:
+class _Batcher(Generic[T, R]):
     """Runs queued items through ``run_all`` (one transaction) together; what comes in meanwhile goes in the next."""
 
     def __init__(self, run_all: Callable[[list[T]], list[R]], submit: Callable[..., asyncio.Future[Any]]) -> None:
