@@ -37,7 +37,7 @@ class EventsSettings(BaseModel):
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Each gap is varied by up to this share")
     timeout_seconds: float = Field(default=15, gt=0, description="Seconds an endpoint has to answer one delivery")
     lease_seconds: float = Field(
-        default=60,
+        default=45,  # a dead process's claims are due again within a minute, polling included
         gt=0,
         description="A delivery claimed by a process is tried by it alone this long (longer than the timeout)",
     )
