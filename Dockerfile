@@ -9,7 +9,9 @@ RUN pip install .
 COPY mappings ./mappings
 COPY config.yaml ./config.yaml
 
-RUN useradd --system --uid 10001 --no-create-home gateway
+# The events outbox (events.sqlite3) is written next to the config: the folder is the gateway's.
+# For events that outlive the container, mount a volume and point events.store at it.
+RUN useradd --system --uid 10001 --no-create-home gateway && chown gateway /app
 USER gateway
 EXPOSE 8080
 ENV GATEWAY_CONFIG=/app/config.yaml

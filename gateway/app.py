@@ -24,7 +24,7 @@ from gateway.accesslog import AccessLog
 from gateway.asgi import Receive, Scope, Send, respond
 from gateway.config import Config, Connection, Tenant
 from gateway.docs import render_docs
-from gateway.engine import Call, Progress, run
+from gateway.engine import Call, Progress
 from gateway.errors import (
     Forbidden,
     GatewayError,
@@ -36,14 +36,17 @@ from gateway.errors import (
     Unauthorized,
     UpstreamTimeout,
 )
+from gateway.events import api as events_api
+from gateway.events.hooks import receive_hook
+from gateway.events.service import Events
 from gateway.keys import authenticate, require_scope
 from gateway.limits import STATE_KEY, ServerLimits
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
 from gateway.redact import redactor
 from gateway.reload import ConfigWatcher
+from gateway.routing import HOOK, match
 from gateway.routing import Route as ApiRoute
-from gateway.routing import match
 from gateway.runtime import Runtime, TransportFactory, build_runtime, close_runtime, retire
 from gateway.sandboxing import SandboxLink
 from gateway.telemetry import RequestRecord, Telemetry, current_record
@@ -71,6 +74,7 @@ class GatewayApp:
         self.telemetry = Telemetry(access)
         self._sharing: asyncio.Task[None] | None = None
         self.limits = ServerLimits(config.server, self.telemetry.cut)
+        self.events = Events(lambda: self.runtime.config, self.telemetry.metrics)
         redactor.update(config)
         self.openapi = orjson.dumps(build_openapi())
         self.service = Router(
@@ -138,6 +142,10 @@ class GatewayApp:
         route, campaign_id = matched
         runtime = self.runtime
         headers = dict(scope["headers"])
+        if route.operation == HOOK:  # a vendor's callback: no key; its token and the vendor's signature decide
+            answer = await receive_hook(self.events, campaign_id or "", headers, receive, record)
+            await _reply(send, record, 200, answer, [])
+            return 200
         tenant, key = authenticate(runtime.config, inbound.presented_key(headers))
         record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
         require_scope(key, route.scope)
@@ -149,8 +157,14 @@ class GatewayApp:
                 raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
             out += [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
         if route.operation == "connections":
-            await _reply(send, record, 200, orjson.dumps(_connections(tenant)), out)
+            hook_urls = await self.events.hook_urls(tenant)
+            await _reply(send, record, 200, orjson.dumps(_connections(tenant, hook_urls)), out)
             return 200
+        if route.operation in events_api.OPERATIONS:
+            query = inbound.query_pairs(scope)
+            status, body = await events_api.answer(self.events, route.operation, tenant, query, campaign_id)
+            await _reply(send, record, status, body, out)
+            return status
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
         if route.sandbox_path is not None:
@@ -174,7 +188,7 @@ class GatewayApp:
                 call.progress = Progress(**orjson.loads(resume))
             groups = cache.write_groups(tenant.id, connection.fingerprint, campaign_id)
             try:
-                result = await run(connection, runtime.upstream(tenant, connection), call)
+                result = await self.events.run(tenant, connection, runtime.upstream(tenant, connection), call)
             except GatewayError as error:
                 if error.status >= 500:  # a timeout or vendor fault: the write may still have been applied
                     await self._drop(runtime, groups)
@@ -230,7 +244,7 @@ class GatewayApp:
         ttl = _ttl(runtime.config, connection, call.operation)
         if ttl <= 0:
             record.cache = "BYPASS"
-            body = _serialise(await run(connection, upstream, call))
+            body = _serialise(await self.events.run(tenant, connection, upstream, call))
             await _reply(send, record, 200, body, [*out, (b"x-cache", b"BYPASS")])
             return 200
         query_key = inbound.normalised_query(query)
@@ -247,7 +261,7 @@ class GatewayApp:
 
         async def fetch() -> bytes:
             token = await runtime.cache.begin(place)
-            body = _serialise(await run(connection, upstream, call))
+            body = _serialise(await self.events.run(tenant, connection, upstream, call))
             await runtime.cache.put(place, body, ttl, token)
             return body
 
@@ -320,6 +334,8 @@ class GatewayApp:
                 self._sharing = asyncio.get_running_loop().create_task(
                     self.telemetry.share(lambda: _circuits(self.runtime))
                 )
+                if self.events.wanted():  # pending deliveries resume now, not at the first webhook
+                    await self.events.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -330,6 +346,7 @@ class GatewayApp:
         await self.watcher.stop()
         if self._sharing is not None:
             self._sharing.cancel()
+        await self.events.close()
         await close_runtime(self.runtime)
         self.telemetry.close()
 
@@ -393,7 +410,7 @@ def _handling_headers(call: Call, asked: bool) -> dict[str, str]:
     return headers
 
 
-def _connections(tenant: Tenant) -> dict[str, Any]:
+def _connections(tenant: Tenant, hook_urls: dict[str, str | None]) -> dict[str, Any]:
     return {
         "data": [
             {
@@ -403,6 +420,8 @@ def _connections(tenant: Tenant) -> dict[str, Any]:
                 "operations": list(c.map.operations),
                 "unsupported_fields": "drop" if c.lenient else "reject",
                 "capabilities": c.map.capabilities,
+                "events": c.events,
+                "hook_url": hook_urls.get(c.name),
             }
             for c in tenant.connections.values()
         ]

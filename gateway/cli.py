@@ -123,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway import redact
+    from gateway.events.settings import PUBLIC_URL_ENV
     from gateway.sandboxing import shared_sandboxes
     from gateway.server import WorkerSupervisor
     from gateway.telemetry import configure_logging
@@ -132,6 +133,9 @@ def _serve(args: argparse.Namespace) -> int:
         _report(problems)
         return 1
     os.environ["GATEWAY_CONFIG"] = str(path.resolve())
+    # Where sandboxes post their webhooks when public_url is not set: this server (workers inherit it).
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    os.environ[PUBLIC_URL_ENV] = f"http://{host}:{args.port}"
     # Our log format from the first line on, in this process too (with --workers it only supervises).
     redact.install(configure_logging(loaded.logging.level, loaded.logging.format))
     redact.redactor.update(loaded)

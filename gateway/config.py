@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.events.settings import EventsSettings, TenantWebhooks, WebhooksSpec, connection_problems, tenant_webhooks
 from gateway.mapping import VendorMap, load_maps
 from gateway.mapping.loader import names_in
 from gateway.mapping.request import render_template
@@ -21,10 +22,11 @@ from gateway.yamlsrc import SourceFile, YamlProblem, load_yaml
 SANDBOX = "sandbox"
 # Shorter credentials are not masked in logs and answers: they would match ordinary text.
 MIN_SECRET_LENGTH = 8
-Scope = Literal["campaigns:read", "campaigns:write"]
+Scope = Literal["campaigns:read", "campaigns:write", "events:read", "events:write"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+_URL = re.compile(r"^https?://[^\s/]+\S*$")
 
 
 class Strict(BaseModel):
@@ -95,6 +97,10 @@ class ConnectionSpec(Strict):
         description="A field the vendor cannot carry: refused (422), or left out and named in Dropped-Fields; "
         "`Prefer: handling=strict|lenient` overrides it per request",
     )
+    events: bool = Field(
+        default=False,
+        description="The gateway gives the vendor its own callback URL and turns its webhooks into canonical events",
+    )
 
 
 class TenantSpec(Strict):
@@ -103,6 +109,7 @@ class TenantSpec(Strict):
     default_connection: str | None = None
     connections: list[ConnectionSpec] = []
     rate_limit: RateLimitSpec | None = None
+    webhooks: WebhooksSpec | None = None
 
 
 class LoggingSpec(Strict):
@@ -146,6 +153,10 @@ class ServerSpec(Strict):
 class ConfigSpec(Strict):
     mappings_dir: str = "mappings"
     server: ServerSpec = ServerSpec()
+    public_url: str | None = Field(
+        default=None, description="The gateway's address as vendors reach it (for their webhooks); ${VAR} allowed"
+    )
+    events: EventsSettings = EventsSettings()
     logging: LoggingSpec = LoggingSpec()
     metrics: MetricsSpec = MetricsSpec()
     cache: CacheSpec = CacheSpec()
@@ -171,6 +182,8 @@ class Connection:
     max_response_bytes: int
     fingerprint: str
     lenient: bool = False  # unsupported_fields: drop
+    events: bool = False
+    hook_credentials: dict[str, str] = field(default_factory=dict, repr=False)  # what its webhook checks read
 
 
 @dataclass
@@ -179,6 +192,7 @@ class Tenant:
     default_connection: str | None
     connections: dict[str, Connection]
     rate_limit: RateLimitSpec | None = None
+    webhooks: TenantWebhooks | None = None
 
 
 @dataclass
@@ -192,6 +206,8 @@ class Config:
     keys: dict[str, tuple[Tenant, KeySpec]] = field(default_factory=dict)
     maps: dict[str, VendorMap] = field(default_factory=dict)  # every map compiled, by vendor name
     server: ServerSpec = field(default_factory=ServerSpec)
+    public_url: str | None = None
+    events: EventsSettings = field(default_factory=EventsSettings)
 
 
 def default_config_path() -> Path:
@@ -220,15 +236,30 @@ def load_config(
     token = {"token": spec.metrics.token} if spec.metrics.token else {}
     metrics = _resolve_env(token, environ, source, ("metrics",), problems)
     config = Config(
-        path, maps_dir, spec.cache, spec.logging, metrics.get("token"), tenants={}, maps=maps, server=spec.server
+        path,
+        maps_dir,
+        spec.cache,
+        spec.logging,
+        metrics.get("token"),
+        tenants={},
+        maps=maps,
+        server=spec.server,
+        events=spec.events,
     )
+    if spec.public_url is not None:
+        config.public_url = _public_url(spec.public_url, environ, source, problems)
     for t, tenant_spec in enumerate(spec.tenants):
         loc = ("tenants", t)
         if tenant_spec.id in config.tenants:
             problems.append(at(source, (*loc, "id"), f"tenant {tenant_spec.id!r} is defined twice"))
         tenant = Tenant(tenant_spec.id, tenant_spec.default_connection, {}, tenant_spec.rate_limit)
+        tenant.webhooks = _webhooks(tenant_spec.webhooks, environ, source, (*loc, "webhooks"), problems)
         for c, conn_spec in enumerate(tenant_spec.connections):
-            connection = _connection(conn_spec, maps, broken, environ, source, (*loc, "connections", c), problems)
+            where = (*loc, "connections", c)
+            signs = tenant_spec.webhooks is not None  # a broken secret is reported where it is
+            connection = _connection(
+                conn_spec, maps, broken, environ, source, where, problems, config.public_url, signs
+            )
             if conn_spec.name in tenant.connections:
                 problems.append(
                     at(
@@ -270,6 +301,8 @@ def _connection(
     source: SourceFile,
     loc: tuple[str | int, ...],
     problems: list[Problem],
+    public_url: str | None,
+    signs: bool,
 ) -> Connection | None:
     vendor_map = maps.get(spec.vendor)
     if vendor_map is None and spec.vendor in broken:
@@ -312,6 +345,9 @@ def _connection(
                 f"base_url {base_url!r} is not an http(s) URL or 'sandbox'",
             )
         )
+    if spec.events:
+        found = connection_problems(vendor_map, credentials, public_url, signs, sandbox)
+        problems += [at(source, (*loc, key), message) for key, message in found]
     if len(problems) > before:
         return None
     headers, query = vendor_map.render_auth(credentials, params)
@@ -340,7 +376,39 @@ def _connection(
         max_response_bytes=spec.max_response_bytes,
         fingerprint=fingerprint,
         lenient=spec.unsupported_fields == "drop",
+        events=spec.events,
+        hook_credentials=credentials if spec.events else {},
     )
+
+
+def _public_url(text: str, environ: Mapping[str, str], source: SourceFile, problems: list[Problem]) -> str | None:
+    before = len(problems)
+    url = _resolve_env({"public_url": text}, environ, source, (), problems)["public_url"]
+    if _URL.match(url):
+        return url.rstrip("/")
+    if len(problems) == before:  # else the unset variable is named already
+        problems.append(at(source, ("public_url",), "public_url must be an http(s) URL (as vendors reach the gateway)"))
+    return None
+
+
+def _webhooks(
+    spec: WebhooksSpec | None,
+    environ: Mapping[str, str],
+    source: SourceFile,
+    loc: tuple[str | int, ...],
+    problems: list[Problem],
+) -> TenantWebhooks | None:
+    """The tenant's signing secret (from ``${VAR}``) and default destination, checked."""
+    if spec is None:
+        return None
+    before = len(problems)
+    secret = _resolve_env({"secret": spec.secret}, environ, source, loc, problems)["secret"]
+    if len(problems) > before:
+        return None
+    webhooks, wrong = tenant_webhooks(secret, spec.url)
+    if wrong is not None:
+        problems.append(at(source, (*loc, "secret"), wrong))
+    return webhooks
 
 
 def _resolve_env(

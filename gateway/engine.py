@@ -63,6 +63,7 @@ class Call:
     handling: Handling = "strict"
     dropped: list[str] = field(default_factory=list)  # canonical fields left out (lenient handling)
     progress: Progress | None = None  # where a composed operation resumes
+    hook_url: str | None = None  # the gateway's own callback, given to the vendor (connections with events)
 
 
 @dataclass
@@ -104,6 +105,7 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
             "cursor": call.cursor,
         },
         "filter": {"status": call.status},
+        "hook_url": call.hook_url,
     }
     return operation, context
 

@@ -48,6 +48,20 @@ class Metrics(Collector):
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
 
+    def add(self, definitions: list[Definition]) -> None:
+        """More families (a part of the gateway that counts things of its own, such as events)."""
+        for definition in definitions:
+            self.definitions[definition.name] = definition
+            self.tables.setdefault(definition.name, {})
+
+    def inc(self, name: str, labels: Labels, amount: float = 1.0) -> None:
+        table = self.tables[name]
+        table[labels] = table.get(labels, 0.0) + amount
+        self.changed = True
+
+    def series(self, name: str) -> Series:
+        return Series(self, name)
+
     def observe(self, name: str, labels: Labels, value: float) -> None:
         """One histogram observation: a row holds the count per bucket (the last for +Inf) and the sum."""
         buckets = self.definitions[name].buckets
@@ -101,6 +115,23 @@ class Metrics(Collector):
                 document = orjson.loads(path.read_bytes())
                 if document["pid"] != os.getpid():
                     yield document["pid"], document["values"]
+
+
+class Series:
+    """One family, used as prometheus_client's are: ``series.labels(...).inc()``, ``series.observe(v)``."""
+
+    def __init__(self, metrics: Metrics, name: str, labels: Labels = ()) -> None:
+        self._metrics, self._name, self._labels = metrics, name, labels
+
+    def labels(self, *values: str) -> Series:
+        return Series(self._metrics, self._name, values)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._metrics.inc(self._name, self._labels, amount)
+
+    def observe(self, value: float) -> None:
+        self._metrics.observe(self._name, self._labels, value)
+        self._metrics.changed = True
 
 
 def _combine(kind: str, mine: Any, theirs: Any) -> Any:

@@ -133,7 +133,8 @@ class Campaign(Described):
     stats: Stats | None = None
     """Recipient counts."""
     webhook_url: str | None = None
-    """Where the vendor sends its own call events."""
+    """Where the campaign's call events go: on a connection with events, the gateway's signed canonical events;
+    else the vendor's own webhooks."""
     created_at: datetime | None = None
     """When the campaign was created (UTC)."""
     updated_at: datetime | None = None
@@ -173,7 +174,8 @@ class CampaignCreate(Strict):
     retry: Retry | None = None
     """How often a recipient is called."""
     webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None = None
-    """Where the vendor sends its own call events."""
+    """Where the campaign's call events go: on a connection with events, the gateway's signed canonical events
+    (whatever the vendor); else the vendor's own webhooks, where it takes a URL."""
     vendor_options: dict[str, Any] | None = None
     """Merged into the vendor's request body, for vendor features with no canonical field."""
 
@@ -293,6 +295,11 @@ class ConnectionInfo(Described):
     """Its default handling of fields the vendor cannot carry (Prefer: handling=... overrides it)."""
     capabilities: dict[str, Capability]
     """Per operation with a body: what happens to each canonical field."""
+    events: bool = False
+    """Whether the gateway turns its vendor's webhooks into canonical events (GET /v1/events, deliveries)."""
+    hook_url: str | None = None
+    """With events: where its vendor sends webhooks (the gateway registers it at create where the vendor takes
+    one; paste it into vendors whose webhook is set in their dashboard). Secret: it authenticates the vendor."""
 
 
 class ConnectionList(Described):

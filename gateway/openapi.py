@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway import models
+from gateway.events import openapi as events
 
 # What the shipped demo config's sandboxes take and give, per endpoint (data: the code names no vendor).
 EXAMPLES: dict[str, Any] = json.loads((Path(__file__).parent / "examples.json").read_text())
@@ -303,7 +304,8 @@ def _without_null_defaults(node: Any) -> Any:
 
 
 def build_openapi() -> dict[str, Any]:
-    members = [(m, "validation") for m in _REQUEST_MODELS] + [(m, "serialization") for m in _RESPONSE_MODELS]
+    members = [(m, "validation") for m in _REQUEST_MODELS]
+    members += [(m, "serialization") for m in (*_RESPONSE_MODELS, *events.MODELS)]
     _, schema = models_json_schema(members, ref_template="#/components/schemas/{model}")
     return {
         "openapi": "3.1.0",
@@ -313,10 +315,11 @@ def build_openapi() -> dict[str, Any]:
             "description": "One API for outbound voice-call campaigns, in front of every vendor. Authenticate "
             "with Authorization: Bearer <key> (or X-API-Key); pick the vendor account with X-Connection.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **events.paths(EXAMPLES["event"])},
+        "webhooks": events.webhooks(EXAMPLES["event"]),
         "components": {
-            "schemas": _without_null_defaults(schema.get("$defs", {})),
-            "parameters": _PARAMETERS,
+            "schemas": {**_without_null_defaults(schema.get("$defs", {})), "VendorWebhook": events.VENDOR_PAYLOAD},
+            "parameters": {**_PARAMETERS, **events.PARAMETERS},
             "headers": {name: {"description": text, "schema": kind} for name, (text, kind) in _HEADERS.items()},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},

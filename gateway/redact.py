@@ -27,6 +27,7 @@ class SecretFilter(logging.Filter):
             for connection in tenant.connections.values()
             for secret in connection.secrets
         }
+        found |= {tenant.webhooks.secret for tenant in config.tenants.values() if tenant.webhooks is not None}
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = tuple(sorted(found, key=len, reverse=True))
         self._secret_bytes = tuple(secret.encode() for secret in self.secrets)

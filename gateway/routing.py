@@ -1,4 +1,4 @@
-"""Maps a method and a raw request path to a canonical operation, or to a sandbox endpoint passed through.
+"""Maps a method and a raw request path to a canonical operation, an events endpoint, or a sandbox endpoint.
 
 Routing reads the raw path and decodes each segment on its own, so an id such as ``a%2Fb``
 stays one id (``a/b``) instead of turning into two path segments.
@@ -12,6 +12,8 @@ from urllib.parse import unquote
 from gateway.errors import MethodNotAllowed, NotFound
 
 WRITE, READ = "campaigns:write", "campaigns:read"
+EVENTS_WRITE, EVENTS_READ = "events:write", "events:read"
+HOOK = "hook"  # a vendor's callback: authenticated by its token (and the vendor's signature), not by a key
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ _RECIPIENTS = {
     "POST": Route("recipients_add", WRITE, has_body=True),
 }
 _CONNECTIONS = {"GET": Route("connections", READ)}
+_EVENTS = {"GET": Route("events_list", EVENTS_READ)}
+_REDELIVER = {"POST": Route("events_redeliver", EVENTS_WRITE)}
+_HOOKS = {"POST": Route(HOOK, "", has_body=True)}
 _SANDBOX = {
     "calls": _sandbox_endpoint("calls", "GET"),
     "faults": _sandbox_endpoint("faults", "GET", "POST", "DELETE"),
@@ -60,6 +65,12 @@ def match(method: str, raw_path: str) -> tuple[Route, str | None] | None:
     rest = segments[2:]
     if rest == ["connections"]:
         return _pick(_CONNECTIONS, method), None
+    if rest == ["events"]:
+        return _pick(_EVENTS, method), None
+    if len(rest) == 3 and rest[0] == "events" and rest[1] and rest[2] == "redeliver":
+        return _pick(_REDELIVER, method), unquote(rest[1])
+    if len(rest) == 2 and rest[0] == "hooks" and rest[1]:
+        return _pick(_HOOKS, method), unquote(rest[1])
     if rest[0] != "campaigns":
         raise NotFound("no such endpoint")
     if len(rest) == 1:

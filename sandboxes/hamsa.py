@@ -14,6 +14,8 @@ Documented (docs.tryhamsa.com create/get/list campaign pages and the seeds), and
 - ``GET /v1/voice-agents/campaigns?take=&skip=&voiceAgentId=&search=``: ``{campaigns,
   totalCount, returnedCount}``, each campaign with ``recipientsCount`` instead of recipients.
 - Every answer is the envelope ``{success, message, messageKey, data}``.
+- ``POST /_sandbox/advance`` (a sandbox addition): every recipient not done yet gets a call, and
+  Hamsa's call webhooks are sent to the campaign's ``webhookUrl`` (sandboxes/hamsa_calls.py).
 
 Assumptions where the docs are silent:
 
@@ -24,7 +26,7 @@ Assumptions where the docs are silent:
   included), ``CAMPAIGN_NOT_FOUND`` (404, also for an id that is not a UUID), ``NOT_FOUND``
   (404, unknown path) and ``METHOD_NOT_ALLOWED`` (405).
 - Create answers 201. A new campaign's ``status`` is ``SCHEDULED`` whatever its ``sendType`` (the
-  seed shows ``SCHEDULED`` for a ``NOW`` campaign); nothing ever moves it on.
+  seed shows ``SCHEDULED`` for a ``NOW`` campaign); only ``/_sandbox/advance`` moves it on.
 - ``projectId`` and ``userId`` are fixed per app instance; ``phoneNumberId`` is a UUID derived
   from the caller number (the same number always gets the same id). The caller number itself is
   not echoed back (the docs only show ``phoneNumberId``).
@@ -65,6 +67,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandboxes._calls import advance_route
 from sandboxes._common import (
     SandboxState,
     control_routes,
@@ -73,9 +76,9 @@ from sandboxes._common import (
     read_json,
     utc_now,
 )
+from sandboxes.hamsa_calls import AGENT_NAME, advance
 
 CAMPAIGNS_PATH = "/v1/voice-agents/campaigns"
-AGENT_NAME = "Sandbox Agent"
 WEEKDAYS = frozenset({"MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"})
 SEND_TYPES = ("NOW", "SCHEDULED")
 # Recipient status word -> group name in the get answer, in the seed's order.
@@ -438,5 +441,6 @@ def create_app(api_key: str | None = None) -> Starlette:
         route(CAMPAIGNS_PATH, "list", api.list, "GET"),
         route(CAMPAIGNS_PATH + "/{campaign_id}", "get", api.get, "GET"),
         *control_routes(state),
+        advance_route(lambda: advance(state, api.project_id)),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

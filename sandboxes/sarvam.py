@@ -16,7 +16,9 @@ Endpoints (operation name counted in ``GET /_sandbox/calls``):
 * ``POST …/campaigns/{campaign_id}/cohorts/upload`` multipart (recipients_add) → the cohort;
 * ``GET …/campaigns/{campaign_id}/cohorts?offset=&limit=`` (recipients_list) → a page of cohorts;
 * ``GET …/campaigns/{campaign_id}/cohorts/{cohort_id}/records?offset=&limit=`` (recipients_list)
-  → a page of ``{phone_number, user_identifier, app_variables, status}``.
+  → a page of ``{phone_number, user_identifier, app_variables, status}``;
+* ``POST /_sandbox/advance``: every pending recipient of a running campaign gets a call, and its
+  campaign webhook is sent (sandboxes/sarvam_calls.py, signed with ``SIGNING_SECRET``).
 
 Error shapes (FastAPI style):
 
@@ -91,6 +93,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandboxes._calls import advance_route
 from sandboxes._common import (
     SandboxState,
     control_routes,
@@ -99,6 +102,7 @@ from sandboxes._common import (
     read_json,
     utc_now,
 )
+from sandboxes.sarvam_calls import SIGNING_SECRET, advance
 
 PREFIX = "/v1/orgs/{org_id}/workspaces/{workspace_id}"
 ACTOR = "api-key"
@@ -432,10 +436,12 @@ def _cohort_records(rows: list[dict[str, str]], mapping: CohortTransformation) -
 class SarvamSandbox:
     """One simulated Sarvam account: its records, its key and its clock."""
 
-    def __init__(self, api_key: str | None, clock: Clock) -> None:
+    def __init__(self, api_key: str | None, clock: Clock, signing_secret: str) -> None:
         self.state = SandboxState()
         self.api_key = api_key
         self.clock = clock
+        self.signing_secret = signing_secret
+        self.attempts: dict[str, int] = {}  # calls made per cohort row
 
     def routes(self) -> list[Route]:
         campaign = "/campaigns/{campaign_id}"
@@ -454,6 +460,7 @@ class SarvamSandbox:
                 "GET",
             ),
             *control_routes(self.state),
+            advance_route(lambda: advance(self.state, self._advance, self.attempts, self.signing_secret)),
         ]
 
     def _route(self, operation: str, path: str, handler: Handler, method: str) -> Route:
@@ -630,8 +637,10 @@ def _system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(api_key: str | None = None, *, clock: Clock | None = None) -> Starlette:
+def create_app(
+    api_key: str | None = None, *, clock: Clock | None = None, signing_secret: str = SIGNING_SECRET
+) -> Starlette:
     """A fresh simulated Sarvam account; only ``api_key`` is accepted when it is given."""
-    sandbox = SarvamSandbox(api_key, clock or _system_clock)
+    sandbox = SarvamSandbox(api_key, clock or _system_clock, signing_secret)
     handlers = {SarvamError: _vendor_error, HTTPException: _http_error}
     return Starlette(routes=sandbox.routes(), exception_handlers=handlers)

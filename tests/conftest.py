@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
 DEMO_KEY = "cgw_demo_8f3kq2v7xw1m5n9p4r6t0y2u8i3o5a7s"
 TEST_KEY = "cgw_test_key_for_the_suite_0000000000000000"
+DEMO_WEBHOOK_SECRET = "whsec_ZGVtby1vbmx5LXdlYmhvb2stc2lnbmluZy1rZXktMzI="  # the demo tenant's, in config.yaml
 
 
 @pytest.fixture

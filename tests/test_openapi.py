@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from gateway import models
+from gateway.events.models import Event, EventPage
 from gateway.openapi import EXAMPLES, build_openapi
 from tests.test_portability import readme_create_body
 
 DOCUMENT = build_openapi()
+EVENTS = ("/v1/events", "/v1/hooks/")  # no connection, no cache: tested apart below
 API = {path: methods for path, methods in DOCUMENT["paths"].items() if path.startswith("/v1/")}
+CAMPAIGNS = {path: methods for path, methods in API.items() if not path.startswith(EVENTS)}
 
 
 def operations(paths: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -46,7 +49,7 @@ def test_every_operation_has_an_id_of_its_own() -> None:
     } <= set(ids)
 
 
-@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in operations(API)])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in operations(CAMPAIGNS)])
 def test_every_header_a_client_sends_is_declared(method: str, path: str) -> None:
     operation = API[path][method]
     sent = header_names(operation)
@@ -100,3 +103,21 @@ def test_every_endpoint_has_an_example(method: str, path: str) -> None:
         assert "example" in answer["content"]["application/json"], (method, path)
     if "requestBody" in operation:
         assert "example" in operation["requestBody"]["content"]["application/json"], (method, path)
+
+
+def test_the_events_endpoints_and_the_webhooks_a_tenant_receives_are_described() -> None:
+    """The pull API takes a key (the hook takes none: its token is the secret), and `webhooks` (OpenAPI 3.1)
+    gives each event type with the canonical Event and the Standard Webhooks headers to verify it by."""
+    for path, method, scopes in (("/v1/events", "get", True), ("/v1/events/{id}/redeliver", "post", True)):
+        operation = API[path][method]
+        assert "X-Request-ID" in header_names(operation) and ({"bearer": []} in operation["security"]) is scopes
+    assert API["/v1/hooks/{token}"]["post"]["security"] == []
+    assert set(DOCUMENT["webhooks"]) == {"call.completed", "call.failed", "campaign.status_changed"}
+    for kind, methods in DOCUMENT["webhooks"].items():
+        content = methods["post"]["requestBody"]["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/Event"}
+        assert Event.model_validate(content["example"]).type == kind
+        sent = {p["name"] for p in methods["post"]["parameters"]}
+        assert sent == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    page = API["/v1/events"]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    EventPage.model_validate(page)

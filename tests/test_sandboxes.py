@@ -172,7 +172,7 @@ async def test_what_the_sandbox_endpoints_refuse(demo_client: httpx.AsyncClient)
     error = error_of(unknown, 422, "validation_error")
     assert "a list of faults of kinds" in error["message"], error
     assert (await demo_client.get("/_sandbox/faults", headers=NEXA)).json() == []
-    # forwarded as it is: no shipped sandbox offers /_sandbox/advance yet, and the sandbox says so
+    # forwarded as it is: DialNexa's sandbox offers no /_sandbox/advance (its webhooks are not modelled)
     advance = error_of(await demo_client.post("/_sandbox/advance", headers=NEXA), 404, "not_found")
     assert (advance["vendor"], advance["upstream_status"]) == ("dialnexa", 404)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.mapping.canonical import REQUEST_MODELS, covered_by, field_text, leaves, nodes, parse_field, under
 from gateway.mapping.capabilities import FieldPlan, Requirement
+from gateway.mapping.events import EventMap, compile_events
 from gateway.mapping.expressions import Scope, compile_fields
 from gateway.mapping.lookup_compiler import CompiledLookup, compile_lookup, lookups_of
 from gateway.mapping.paths import EVERY, Path, compile_getter, set_at
@@ -46,8 +47,9 @@ _CONTEXT: dict[str, frozenset[str] | None] = {
     "params": None,  # any name: the connection's params
     "page": frozenset({"offset", "limit", "number", "cursor"}),
     "filter": frozenset({"status"}),
+    "hook_url": frozenset(),  # the gateway's own callback URL on a connection with events (else null)
 }
-_SOURCES = "body.*, id, params.*, page.offset|limit|number|cursor, filter.status, now, item (under fan_out)"
+_SOURCES = "body.*, id, params.*, page.offset|limit|number|cursor, filter.status, now, hook_url, item (under fan_out)"
 
 
 class MapErrors(MapError):
@@ -126,6 +128,7 @@ class VendorMap:
     capabilities: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     auth_basic: tuple[str, str] | None = None  # username and password templates
     lookups: dict[str, CompiledLookup] = field(default_factory=dict)
+    events: EventMap | None = None  # how its webhooks are checked and read, if the map says
 
     def render_auth(self, credentials: dict[str, str], params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         context = {"credentials": credentials, "params": params}
@@ -161,6 +164,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
             lookups[name] = compile_lookup(name, lookup, ("lookups", name), response_scope)
         except MapError as exc:
             problems.append(exc)
+    events = compile_events(spec.events, response_scope, problems) if spec.events is not None else None
     operations: dict[str, CompiledOperation] = {}
     native: dict[str, list[Path]] = {}
     for name, op in spec.operations.items():
@@ -209,6 +213,7 @@ def compile_map(spec: MapSpec) -> VendorMap:
         capabilities={name: op.fields.report() for name, op in operations.items() if op.fields is not None},
         auth_basic=basic,
         lookups=lookups,
+        events=events,
     )
 
 

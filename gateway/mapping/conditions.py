@@ -1,4 +1,5 @@
-"""Conditions a map writes: ``when`` / ``unless`` on an expression, and the ``where`` filter of a list.
+"""Conditions a map writes: ``when`` / ``unless`` on an expression, the ``where`` filter of a list,
+and which rule of a map's ``events`` section a vendor payload falls under.
 
 A condition is a path, which holds when the value there is set (not null, false, "", [] or {}),
 or an object of ``path: value`` pairs that must all hold: the value there equals the one given,
@@ -7,6 +8,7 @@ or one of them when a list is given (null matches a missing value)::
     when: has_more
     when: {params.agent_type: workflow}
     where: {status: [failed, cancelled]}
+    when: {eventType: call.ended}
 """
 
 from __future__ import annotations

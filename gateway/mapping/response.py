@@ -61,11 +61,11 @@ class Shapes:
         model = SHAPE_MODELS[kind]
         if (name, model.__name__) not in self.checked:
             self.checked.add((name, model.__name__))
-            self.problems += _target_problems(self.specs[name], model, ("shapes", name))
+            self.problems += target_problems(self.specs[name], model, ("shapes", name))
         compiled = self.compiled.get(name)
         if compiled is None:  # the shape itself failed to compile: that problem is reported already
             return lambda _doc, _include: {}
-        return _shape(compiled, self.specs[name], model)
+        return shaped_by(compiled, self.specs[name], model)
 
 
 def compile_response(name: str, kind: str, op: OperationSpec, shapes: Shapes, loc: Loc, scope: Scope) -> Parser:
@@ -129,7 +129,8 @@ def _object(doc: Any) -> dict[str, Any]:
     return doc
 
 
-def _shape(compiled: Compiled, fields: dict[str, Any], model: type[BaseModel]) -> Shape:
+def shaped_by(compiled: Compiled, fields: dict[str, Any], model: type[BaseModel]) -> Shape:
+    """The field map's output completed to ``model``; with vendor_data, every source field it did not take."""
     fill = _filler(fields, model)
     consumed = compiled.consumed
     build = compiled.fn
@@ -143,7 +144,7 @@ def _shape(compiled: Compiled, fields: dict[str, Any], model: type[BaseModel]) -
     return apply
 
 
-def _target_problems(fields: dict[str, Any], model: type[BaseModel], loc: Loc) -> list[MapError]:
+def target_problems(fields: dict[str, Any], model: type[BaseModel], loc: Loc) -> list[MapError]:
     problems = []
     for target in fields:
         _path, problem = parse_field(target, model, exclude=ENGINE_FIELDS)

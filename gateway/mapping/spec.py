@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.mapping.event_spec import EventsSpec
 from gateway.models import Status
 
 OperationName = Literal[
@@ -248,4 +249,7 @@ class MapSpec(Spec):
         default={},
         description="Canonical status -> the operations the vendor allows from it; a vendor 409 on one it does "
         "not allow is answered as invalid_state, naming the status and what it allows",
+    )
+    events: EventsSpec | None = Field(
+        default=None, description="The vendor's webhooks: how each is checked and read into a canonical event"
     )

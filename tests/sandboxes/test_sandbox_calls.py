@@ -1,0 +1,114 @@
+"""``POST /_sandbox/advance``: the Sarvam and Hamsa sandboxes place calls and post their vendors' webhooks.
+
+The webhooks go over real HTTP to a receiver (tests/receiver.py): their shape is each vendor's
+documented payload, Sarvam's signed; a call's outcome follows the number's last digit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from sandboxes.hamsa import create_app as hamsa_app
+from sandboxes.sarvam import create_app as sarvam_app
+from sandboxes.sarvam_calls import SIGNING_SECRET
+from tests.receiver import Received, Receiver
+from tests.sandboxes import test_hamsa_sandbox as hamsa
+from tests.sandboxes import test_sarvam_sandbox as sarvam
+
+# The documented field table of Sarvam's campaign webhook, in its order.
+SARVAM_FIELDS = [
+    "app_id", "app_version", "attempt_id", "campaign_id", "cohort_id", "completion_status", "connectivity_status",
+    "next_action_status", "failure_reason", "user_identifier", "user_phone_number", "agent_phone_number",
+    "duration", "interaction_id", "retry_attempt", "executed_at", "initial_agent_variables",
+    "final_agent_variables", "interaction_transcript", "metadata",
+]  # fmt: skip
+HAMSA_ENVELOPE = ["eventType", "callId", "timestamp", "projectId", "agentId", "agentName", "data"]
+
+
+@pytest.fixture
+def receiver() -> AsyncIterator[Receiver]:
+    with Receiver().running() as running:
+        yield running
+
+
+async def advance(client: httpx.AsyncClient, **options: Any) -> dict[str, Any]:
+    answer = await client.post("/_sandbox/advance", json=options or None)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def sarvam_signed(request: Received) -> bool:
+    stamp = request.headers["sarvam-timestamp"]
+    digest = hmac.new(SIGNING_SECRET.encode(), stamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(digest, request.headers["sarvam-signature"])
+
+
+async def test_sarvam_calls_each_row_until_it_connects_or_its_retries_are_used(receiver: Receiver) -> None:
+    clock = sarvam.FakeClock(sarvam.START + timedelta(hours=1))  # the campaign has started
+    app = sarvam_app(clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        body = sarvam.campaign_body()
+        body["app_config"]["webhook_config"]["url"] = receiver.url
+        campaign = await sarvam.create(client, body)  # max_retries 2: three tries
+        rows = "phone,customer,city\n+919812345670,c-0,Pune\n+919812345671,c-1,Goa\n"
+        assert (await sarvam.upload(client, campaign, rows)).status_code == 200
+        calls = [(await advance(client))["calls"] for _ in range(4)]
+    assert calls == [2, 1, 1, 0]
+    payloads = [request.json() for request in receiver.requests]
+    assert all(list(p) == SARVAM_FIELDS for p in payloads) and all(map(sarvam_signed, receiver.requests))
+    keys = ("user_identifier", "connectivity_status", "retry_attempt", "next_action_status")
+    assert [tuple(p[key] for key in keys) for p in payloads] == [
+        ("c-0", "connected", 0, None),
+        ("c-1", "no_answer", 0, "retry"),
+        ("c-1", "no_answer", 1, "retry"),
+        ("c-1", "no_answer", 2, None),
+    ]  # fmt: skip
+    assert payloads[0]["metadata"] == {"team": "a"} and payloads[0]["duration"] == 42.5
+
+
+async def test_a_paused_sarvam_campaign_places_no_calls(receiver: Receiver) -> None:
+    app = sarvam_app(clock=sarvam.FakeClock(sarvam.START + timedelta(hours=1)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        campaign = await sarvam.create(client)
+        await sarvam.upload(client, campaign)
+        assert (await sarvam.act(client, campaign, "pause")).status_code == 200
+        assert await advance(client) == {"calls": 0, "webhooks": {"sent": 0, "failed": 0}}
+
+
+async def test_hamsa_sends_started_answered_and_ended_and_completes_the_campaign(receiver: Receiver) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hamsa_app()), base_url="http://sandbox") as client:
+        recipients = [{"phoneNumber": "+14155550100", "name": "Ada"}, {"phoneNumber": "+14155550102", "name": "Bo"}]
+        campaign = await hamsa.create(client, hamsa.body(recipients=recipients, webhookUrl=receiver.url))
+        answers = [await advance(client, repeat=2) for _ in range(4)]
+        read = (await client.get(f"{hamsa.PATH}/{campaign['id']}", headers=hamsa.AUTH)).json()["data"]
+    assert [a["calls"] for a in answers] == [2, 1, 1, 0]
+    assert answers[0]["webhooks"] == {"sent": 10, "failed": 0}  # 5 webhooks, each sent twice
+    sent = [request.json() for request in receiver.requests[::2]]
+    assert all(list(envelope) == HAMSA_ENVELOPE for envelope in sent)
+    assert [(e["eventType"], e["data"]["phoneNumber"][-1]) for e in sent[:5]] == [
+        ("call.started", "0"), ("call.answered", "0"), ("call.ended", "0"), ("call.started", "2"), ("call.ended", "2"),
+    ]  # fmt: skip
+    ended = [e["data"] for e in sent if e["eventType"] == "call.ended"]
+    assert [(d["status"], d["attempts"], d["nextRetryAt"] is None) for d in ended] == [
+        ("COMPLETED", 1, True), ("FAILED", 1, False), ("FAILED", 2, False), ("FAILED", 3, True),
+    ]  # fmt: skip
+    assert ended[0]["jobId"] == sent[0]["callId"] and ended[0]["data"]["outcomeResult"] == {}
+    assert read["status"] == "COMPLETED"
+    assert [r["status"] for r in read["recipients"]["completed"] + read["recipients"]["failed"]] == [
+        "COMPLETED",
+        "FAILED",
+    ]
+
+
+@pytest.mark.parametrize("options", [{"repeat": 0}, {"repeat": 11}, {"repeat": "2"}, [1]])
+async def test_advance_refuses_options_it_cannot_take(options: Any) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hamsa_app()), base_url="http://sandbox") as client:
+        answer = await client.post("/_sandbox/advance", json=options)
+    assert answer.status_code == 400 and "repeat" in answer.json()["error"]
