@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from gateway.config import Config, Connection, Tenant
 from gateway.engine import Call, run
 from gateway.errors import PartialFailure
@@ -33,8 +32,8 @@ from gateway.events.redis_outbox import RedisOutbox
 from gateway.events.settings import PUBLIC_URL_ENV
 from gateway.events.sqlite_outbox import SqliteOutbox
 from gateway.events.verify import Check, bind
-from gateway.metrics import Metrics
 from gateway.mapping import Page
+from gateway.metrics import Metrics
 from gateway.upstream import Upstream
 
 HOOKS_PATH = "/v1/hooks/"
