@@ -9,7 +9,6 @@ most ``PIPE_BUF`` bytes, so they never interleave with the gateway's other log l
 
 from __future__ import annotations
 
-import collections
 import os
 import select
 import threading
@@ -23,22 +22,25 @@ Render = Callable[[dict[str, Any]], bytes]
 
 
 class AccessLog:
-    """Access lines for one file descriptor (stderr), rendered as JSON or text, secrets masked."""
+    """Access lines for one file descriptor (stderr), rendered as JSON or text."""
 
-    def __init__(self, fd: int, render: Render, mask: Callable[[bytes], bytes], flush_seconds: float) -> None:
-        self._fd, self._render, self._mask, self._flush_seconds = fd, render, mask, flush_seconds
-        self._pending: collections.deque[bytes] = collections.deque()
+    def __init__(self, fd: int, render: Render, flush_seconds: float) -> None:
+        self._fd, self._render, self._flush_seconds = fd, render, flush_seconds
+        self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._lock = threading.Lock()  # the loop appends while the writer takes the list
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
     def write(self, fields: dict[str, Any]) -> None:
-        line = self._mask(self._render(fields))
-        self._pending.append(line)
-        self._pending_bytes += len(line)
-        if self._pending_bytes > MAX_PENDING_BYTES:
+        line = self._render(fields)
+        with self._lock:
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+            full = self._pending_bytes > MAX_PENDING_BYTES
+        if full:
             self._wake.set()
 
     def close(self) -> None:
@@ -55,29 +57,32 @@ class AccessLog:
             self._flush()
 
     def _flush(self) -> None:
-        chunk: list[bytes] = []
-        size = 0
-        while self._pending:
-            line = self._pending.popleft()  # deque pops are atomic: the loop may append meanwhile
-            self._pending_bytes -= len(line)
-            if chunk and size + len(line) > select.PIPE_BUF:
-                self._write(b"".join(chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line)
-        if chunk:
-            self._write(b"".join(chunk))
+        with self._lock:
+            lines, self._pending, self._pending_bytes = self._pending, [], 0
+        if not lines:
+            return
+        data = b"".join(lines)
+        start = 0
+        while start < len(data):  # cut at line ends, at most PIPE_BUF bytes a write (one longer line alone)
+            end = (
+                len(data)
+                if len(data) - start <= select.PIPE_BUF
+                else data.rfind(b"\n", start, start + select.PIPE_BUF) + 1
+            )
+            if end <= start:
+                end = data.find(b"\n", start) + 1 or len(data)
+            self._write(memoryview(data)[start:end])
+            start = end
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
+    def _write(self, data: memoryview) -> None:
+        while data:
             try:
-                written = os.write(self._fd, view)
+                written = os.write(self._fd, data)
             except InterruptedError:
                 continue
             except OSError:
                 return  # stderr is gone (closed pipe): nothing left to tell
-            view = view[written:]
+            data = data[written:]
 
 
 def json_line(fields: dict[str, Any]) -> bytes:

@@ -11,14 +11,12 @@ import logging
 from gateway.config import Config
 
 MASK = "[redacted]"
-_MASK_BYTES = MASK.encode()
 
 
 class SecretFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: tuple[str, ...] = ()
-        self._secret_bytes: tuple[bytes, ...] = ()
 
     def update(self, config: Config) -> None:
         found = {
@@ -30,20 +28,12 @@ class SecretFilter(logging.Filter):
         found |= {tenant.webhooks.secret for tenant in config.tenants.values() if tenant.webhooks is not None}
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = tuple(sorted(found, key=len, reverse=True))
-        self._secret_bytes = tuple(secret.encode() for secret in self.secrets)
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
-
-    def mask_bytes(self, line: bytes) -> bytes:
-        """``mask`` for a rendered (UTF-8) line, without decoding it."""
-        for secret in self._secret_bytes:
-            if secret in line:
-                line = line.replace(secret, _MASK_BYTES)
-        return line
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:

@@ -26,7 +26,7 @@ def app_from_environment() -> GatewayApp:
             print(problem, file=sys.stderr)
         raise SystemExit(1)
     redact.install(configure_logging(config.logging.level, config.logging.format))
-    access = access_writer(config.logging, redact.redactor.mask_bytes)
+    access = access_writer(config.logging)
     return GatewayApp(config, sandboxes=SandboxLink.from_environment(), access=access)
 
 

@@ -23,6 +23,7 @@ import orjson
 from gateway.accesslog import AccessLog, json_line
 from gateway.config import LoggingSpec
 from gateway.metrics import SNAPSHOT_SECONDS, Definition, Metrics
+from gateway.redact import redactor
 
 access_log = logging.getLogger("gateway.access")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -170,7 +171,10 @@ class Telemetry:
             self._dropped[(vendor, name)] = self._dropped.get((vendor, name), 0.0) + 1
         self.metrics.changed = True
         if self.access is not None:
-            self.access.write(record.log_fields())
+            fields = record.log_fields()
+            # What a client chose could hold a credential: masked here (the rest comes from config and code).
+            fields["path"], fields["request_id"] = redactor.mask(record.path), redactor.mask(record.request_id)
+            self.access.write(fields)
         elif access_log.isEnabledFor(logging.INFO):
             # Embedded (tests, tools): through logging, as any handler expects. What the serve
             # command wires up is the AccessLog writer above, off the event loop.
@@ -229,12 +233,12 @@ class AccessFormatter(logging.Formatter):
         return text + ("\n" + fields["exception"] if "exception" in fields else "")
 
 
-def access_writer(spec: LoggingSpec, mask: Callable[[bytes], bytes]) -> AccessLog | None:
+def access_writer(spec: LoggingSpec) -> AccessLog | None:
     """The access-line writer a served worker uses (None when the level hides access lines)."""
     if logging.getLevelName(spec.level.upper()) > logging.INFO:
         return None
     render = json_line if _json_lines(spec.format) else (lambda fields: (access_text(fields) + "\n").encode())
-    return AccessLog(sys.stderr.fileno(), render, mask, spec.flush_seconds)
+    return AccessLog(sys.stderr.fileno(), render, spec.flush_seconds)
 
 
 def _json_lines(fmt: str) -> bool:
