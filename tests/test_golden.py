@@ -157,8 +157,9 @@ def test_vendor_data_is_an_object_when_every_field_was_read() -> None:
 # ---------------------------------------------------------------------------------------------- requests
 
 
-def create_context(body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def create_context(body: dict[str, Any], params: dict[str, Any], hook_url: str | None = None) -> dict[str, Any]:
     return {
+        "hook_url": hook_url,  # the gateway's callback, on a connection with events
         "body": body,
         "id": None,
         "params": params,
@@ -176,7 +177,8 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
     assert operation.fields is not None
     assert operation.fields.apply(body, False, "vendor").problems == [], "the golden request is refused as it is"
     with lookups.using(tables(path, case)):  # the engine's own path: vendor_options merged where the map says
-        request = vendor_request(operation, create_context(body, case["params"]), path.parent.name)
+        context = create_context(body, case["params"], case.get("hook_url"))
+        request = vendor_request(operation, context, path.parent.name)
     expected = case["vendor_request"]
     assert request.method == expected["method"]
     assert request.path == expected["path"]

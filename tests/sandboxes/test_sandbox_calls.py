@@ -1,7 +1,7 @@
-"""``POST /_sandbox/advance``: the Sarvam and Hamsa sandboxes place calls and post their vendors' webhooks.
+"""``POST /_sandbox/advance``: the sandboxes place calls and post their vendors' webhooks.
 
 The webhooks go over real HTTP to a receiver (tests/receiver.py): their shape is each vendor's
-documented payload, Sarvam's signed; a call's outcome follows the number's last digit.
+documented payload, signed where the vendor signs; a call's outcome follows the number's last digit.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import pytest
 from sandboxes.hamsa import create_app as hamsa_app
 from sandboxes.sarvam import create_app as sarvam_app
 from sandboxes.sarvam_calls import SIGNING_SECRET
+from sandboxes.vapi import create_app as vapi_app
 from tests.receiver import Received, Receiver
 from tests.sandboxes import test_hamsa_sandbox as hamsa
 from tests.sandboxes import test_sarvam_sandbox as sarvam
+from tests.sandboxes import test_vapi_sandbox as vapi
 
 # The documented field table of Sarvam's campaign webhook, in its order.
 SARVAM_FIELDS = [
@@ -104,6 +106,48 @@ async def test_hamsa_sends_started_answered_and_ended_and_completes_the_campaign
     assert [r["status"] for r in read["recipients"]["completed"] + read["recipients"]["failed"]] == [
         "COMPLETED",
         "FAILED",
+    ]
+
+
+VAPI_EVENTS = ["campaign.started", "campaign.ended", "campaign.cancelled", "contact.completed", "contact.failed"]
+
+
+async def test_vapi_sends_the_campaign_events_it_selected_and_calls_each_contact_once(receiver: Receiver) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=vapi_app()), base_url="http://sandbox") as client:
+        customers = [{"number": f"+1415555010{digit}"} for digit in "0123"]
+        server = {"url": receiver.url, "backoffPlan": {"type": "exponential", "maxRetries": 5, "baseDelaySeconds": 5}}
+        selected = await vapi.body(client, customers=customers, server=server, serverMessages=VAPI_EVENTS)
+        created = (await client.post("/campaign", json=selected, headers=vapi.AUTH)).json()
+        quiet = await vapi.body(client, server={"url": receiver.url})  # selects no event: sends none
+        assert (await client.post("/campaign", json=quiet, headers=vapi.AUTH)).status_code == 201
+        answers = [await advance(client) for _ in range(2)]
+        read = (await client.get(f"/campaign/{created['id']}", headers=vapi.AUTH)).json()
+    assert [a["calls"] for a in answers] == [5, 0] and answers[1]["webhooks"]["sent"] == 0
+    messages = [request.json()["message"] for request in receiver.requests]
+    assert all(list(m) == ["type", "timestamp", "campaignId", "eventType", "data"] for m in messages)
+    assert {(m["type"], m["campaignId"]) for m in messages} == {("campaign.event", created["id"])}
+    assert [(m["eventType"], m["data"].get("endedReason")) for m in messages] == [
+        ("campaign.started", None), ("contact.completed", "customer-ended-call"),
+        ("contact.failed", "customer-did-not-answer"), ("contact.failed", "customer-busy"),
+        ("contact.failed", "twilio-failed-to-connect-call"), ("campaign.ended", "campaign.ended.success"),
+    ]  # fmt: skip
+    calls = [m["data"]["callId"] for m in messages[1:5]]
+    assert sorted(calls) == sorted(read["calls"]) and len({m["data"]["contactId"] for m in messages[1:5]}) == 4
+    assert (read["status"], read["endedReason"], read["callsCounterScheduled"], read["callsCounterEnded"]) == (
+        "ended", "campaign.ended.success", 0, 4,
+    )  # fmt: skip
+
+
+async def test_an_ended_vapi_campaign_sends_campaign_cancelled_with_the_next_advance(receiver: Receiver) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=vapi_app()), base_url="http://sandbox") as client:
+        body = await vapi.body(client, server={"url": receiver.url}, serverMessages=VAPI_EVENTS)
+        created = (await client.post("/campaign", json=body, headers=vapi.AUTH)).json()
+        ended = await client.patch(f"/campaign/{created['id']}", json={"status": "ended"}, headers=vapi.AUTH)
+        assert ended.status_code == 200
+        assert await advance(client) == {"calls": 0, "webhooks": {"sent": 2, "failed": 0}}
+    assert [(m["eventType"], m["data"]) for m in (r.json()["message"] for r in receiver.requests)] == [
+        ("campaign.started", {"workflowId": None}),
+        ("campaign.cancelled", {"endedReason": "campaign.in-progress.ended-by-user"}),
     ]
 
 
