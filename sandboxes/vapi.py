@@ -192,7 +192,7 @@ class VapiSandbox:
                 Route(one, patch, methods=["PATCH"]),
                 route("delete", one, self.delete, "DELETE"),
                 route("phone_numbers", "/phone-number", self.phone_numbers, "GET"),
-                advance_route(lambda: advance(self.state, self.queued)),
+                advance_route(lambda _account_url: advance(self.state, self.queued)),
             ]
         )
 
