@@ -54,7 +54,7 @@ def test_every_vendor_with_events_has_golden_cases_of_both_outcomes() -> None:
         kinds.setdefault(path.parent.parent.name, set()).add(event["type"] if event else "ignored")
     maps = {path.stem: load_map(path)[0] for path in MAPPINGS.glob("*.yaml")}
     with_events = {name for name, vendor_map in maps.items() if vendor_map is not None and vendor_map.events}
-    assert with_events == {"hamsa", "sarvam", "vapi"}
+    assert with_events == {"hamsa", "sarvam", "vapi", "elevenlabs"}
     assert {vendor for vendor, found in kinds.items() if {"call.completed", "call.failed"} <= found} == with_events
 
 
@@ -232,6 +232,20 @@ def test_check_names_each_problem_of_the_events_config_keys_at_its_line(
     assert config is None
     [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "# <-" in text_line]
     assert [str(p) for p in problems] == [f"{path}:{line}: {message}"]
+
+
+def test_check_asks_a_connection_with_events_for_the_secret_its_vendor_always_signs_with(tmp_path: Path) -> None:
+    """ElevenLabs signs every post-call webhook (Sarvam and Hamsa only may: theirs is optional)."""
+    connection = "        vendor: elevenlabs\n        base_url: sandbox\n        events: true"
+    text = CONFIG.format(mappings=MAPPINGS, top="", tenant=SIGNS, connection=connection)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    config, problems = load_config(path, environ={})
+    [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "credentials:" in text_line]
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:{line}: vendor elevenlabs signs its webhooks: events need credentials.webhook_secret"
+    ]
 
 
 def readme_block(language: str) -> str:

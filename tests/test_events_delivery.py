@@ -30,23 +30,28 @@ from tests.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 FAST = {"retry_seconds": [0.3, 0.3, 0.3], "jitter": 0, "timeout_seconds": 2, "lease_seconds": 3, "poll_seconds": 0.2}
-HAMSA, SARVAM, VAPI = "hamsa-sandbox", "sarvam-sandbox", "vapi-sandbox"
+HAMSA, SARVAM, VAPI, ELEVENLABS = "hamsa-sandbox", "sarvam-sandbox", "vapi-sandbox", "elevenlabs-sandbox"
 # What a create on each connection needs besides the recipients and the caller
 NEEDS: dict[str, dict[str, Any]] = {
     HAMSA: {"agent_id": "68f7656f-098b-4c43-b165-7cfd2cc8ac40"},
     SARVAM: {"agent_id": "app_1", "schedule": {"end_at": "2030-01-01T00:00:00Z"}},
     VAPI: {"agent_id": "asst_sandbox"},
+    ELEVENLABS: {"agent_id": "agent_sandbox"},
 }
+NAMELESS = {ELEVENLABS}  # its recipients have no name
 # Sandbox numbers: the last digit says how the call goes (0 answers, 1 no answer, 2 busy).
 ANSWERS, NO_ANSWER, BUSY = "+14155550100", "+14155550101", "+14155550102"
 
 
-def config(directory: Path, cache: str = "memory", **events: Any) -> Path:
-    """The shipped config.yaml, with its maps where they are, a store in ``directory`` and FAST retries."""
+def config(directory: Path, cache: str = "memory", tenant_url: str | None = None, **events: Any) -> Path:
+    """The shipped config.yaml, with its maps where they are, a store in ``directory`` and FAST retries
+    (and ``tenant_url`` where events of no campaign go)."""
     document = yaml.safe_load((ROOT / "config.yaml").read_text())
     store = str(directory / "events.sqlite3")
     document |= {"mappings_dir": str(MAPPINGS), "events": {**FAST, "store": store, **events}}
     document["cache"]["backend"] = cache
+    if tenant_url is not None:
+        document["tenants"][0]["webhooks"]["url"] = tenant_url
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -67,7 +72,12 @@ def gateway(path: Path, *extra: str, name: str = "gateway") -> Iterator[tuple[ht
 
 def create(client: httpx.Client, connection: str, url: str, *numbers: str) -> str:
     """A campaign on ``connection`` whose events go to ``url``; its id."""
-    recipients = [{"phone_number": number, "name": f"Person {number[-2:]}"} for number in numbers]
+    recipients = [
+        {"phone_number": number}
+        if connection in NAMELESS
+        else {"phone_number": number, "name": f"Person {number[-2:]}"}
+        for number in numbers
+    ]
     body: dict[str, Any] = {"name": "Outcomes", "from_number": "+14155551212", "recipients": recipients}
     body |= {"webhook_url": url, **NEEDS[connection]}
     answer = client.post("/v1/campaigns", json=body, headers={"X-Connection": connection})
@@ -152,11 +162,16 @@ def test_on_the_sandbox_default_the_endpoint_gets_signed_call_events_of_each_ven
 
 
 def test_the_endpoint_gets_signed_events_of_the_vendors_added_later(tmp_path: Path) -> None:
-    """Vapi reports its campaign's start and end too, and names the contact, not the number."""
-    with Receiver().running() as receiver, gateway(config(tmp_path), "--workers", "2") as (client, _):
+    """Vapi reports its campaign's start and end too, and names the contact, not the number. ElevenLabs's
+    webhook is the workspace's (the sandbox is told the hook URL); a failure names no batch, so it goes to
+    the tenant's webhooks.url."""
+    receiver = Receiver()
+    with receiver.running(), gateway(config(tmp_path, tenant_url=receiver.url), "--workers", "2") as (client, _):
         vapi = create(client, VAPI, receiver.url, ANSWERS, NO_ANSWER, BUSY)
-        advance(client, VAPI, times=2)
-        received = signed_events(receiver, 5)
+        elevenlabs = create(client, ELEVENLABS, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        for connection in (VAPI, ELEVENLABS):
+            advance(client, connection, times=2)
+        received = signed_events(receiver, 8)
         assert outcomes(received, vapi) == [
             ("campaign", "active"),
             (None, "call.completed", 1, "answered", True),
@@ -164,7 +179,14 @@ def test_the_endpoint_gets_signed_events_of_the_vendors_added_later(tmp_path: Pa
             (None, "call.failed", 1, "busy", True),
             ("campaign", "completed"),
         ]
-        assert client.get(f"/v1/campaigns/{vapi}", headers={"X-Connection": VAPI}).json()["status"] == "completed"
+        assert outcomes(received, elevenlabs) == [("0", "call.completed", None, "answered", None)]
+        assert outcomes(received, None) == [
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+        ]
+        for connection, campaign in ((VAPI, vapi), (ELEVENLABS, elevenlabs)):
+            read = client.get(f"/v1/campaigns/{campaign}", headers={"X-Connection": connection}).json()
+            assert read["status"] == "completed"
 
 
 def test_an_endpoint_that_fails_gets_the_event_again_until_it_takes_it(tmp_path: Path) -> None:

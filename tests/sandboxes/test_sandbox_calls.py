@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -15,11 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from sandboxes.elevenlabs import BATCHES
+from sandboxes.elevenlabs import create_app as elevenlabs_app
+from sandboxes.elevenlabs_calls import WEBHOOK_SECRET as ELEVENLABS_SECRET
 from sandboxes.hamsa import create_app as hamsa_app
+from sandboxes.hub import HOOK_HEADER
 from sandboxes.sarvam import create_app as sarvam_app
 from sandboxes.sarvam_calls import SIGNING_SECRET
 from sandboxes.vapi import create_app as vapi_app
 from tests.receiver import Received, Receiver
+from tests.sandboxes import test_elevenlabs_sandbox as elevenlabs
 from tests.sandboxes import test_hamsa_sandbox as hamsa
 from tests.sandboxes import test_sarvam_sandbox as sarvam
 from tests.sandboxes import test_vapi_sandbox as vapi
@@ -40,8 +47,8 @@ def receiver() -> AsyncIterator[Receiver]:
         yield running
 
 
-async def advance(client: httpx.AsyncClient, **options: Any) -> dict[str, Any]:
-    answer = await client.post("/_sandbox/advance", json=options or None)
+async def advance(client: httpx.AsyncClient, headers: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
+    answer = await client.post("/_sandbox/advance", json=options or None, headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -149,6 +156,47 @@ async def test_an_ended_vapi_campaign_sends_campaign_cancelled_with_the_next_adv
         ("campaign.started", {"workflowId": None}),
         ("campaign.cancelled", {"endedReason": "campaign.in-progress.ended-by-user"}),
     ]
+
+
+def elevenlabs_signed(request: Received) -> bool:
+    """ElevenLabs-Signature t=<unix>,v0=<hex HMAC of "t.body">, made within the docs' 30 minutes."""
+    found = re.fullmatch(r"t=(\d+),v0=([0-9a-f]{64})", request.headers["elevenlabs-signature"])
+    assert found is not None and abs(time.time() - int(found[1])) < 1800
+    digest = hmac.new(ELEVENLABS_SECRET.encode(), found[1].encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(digest, found[2])
+
+
+async def test_elevenlabs_posts_each_call_to_the_workspace_webhook_signed(receiver: Receiver) -> None:
+    transport = httpx.ASGITransport(app=elevenlabs_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        numbers = (await client.get("/v1/convai/phone-numbers", headers=elevenlabs.AUTH)).json()
+        recipients = [{"phone_number": f"+1415555010{digit}", "id": f"r{digit}"} for digit in "0123"]
+        caller = numbers[1]["phone_number_id"]
+        batch = (await elevenlabs.submit(client, recipients=recipients, agent_phone_number_id=caller)).json()
+        answers = [await advance(client, {HOOK_HEADER: receiver.url}) for _ in range(2)]
+        read = (await client.get(f"{BATCHES}/{batch['id']}", headers=elevenlabs.AUTH)).json()
+        assert (await client.post(f"{BATCHES}/{batch['id']}/retry", headers=elevenlabs.AUTH)).status_code == 200
+        unheard = await advance(client)  # no workspace webhook: the calls happen, nothing is posted
+    assert [a["calls"] for a in answers] == [4, 0] and answers[0]["webhooks"] == {"sent": 4, "failed": 0}
+    assert unheard == {"calls": 3, "webhooks": {"sent": 0, "failed": 0}}
+    assert all(map(elevenlabs_signed, receiver.requests))
+    sent = [request.json() for request in receiver.requests]
+    assert all(list(payload) == ["type", "event_timestamp", "data"] for payload in sent)
+    assert [(p["type"], p["data"].get("failure_reason")) for p in sent] == [
+        ("post_call_transcription", None), ("call_initiation_failure", "no-answer"),
+        ("call_initiation_failure", "busy"), ("call_initiation_failure", "unknown"),
+    ]  # fmt: skip
+    metadata = sent[0]["data"]["metadata"]
+    assert metadata["batch_call"] == {"batch_call_id": batch["id"], "batch_call_recipient_id": "r0"}
+    assert (metadata["phone_call"]["agent_number"], metadata["phone_call"]["external_number"]) == (
+        numbers[1]["phone_number"], "+14155550100",
+    )  # fmt: skip
+    assert sent[1]["data"]["metadata"]["body"]["To"] == "+14155550101"
+    conversations = [p["data"]["conversation_id"] for p in sent]
+    assert [(r["status"], r["conversation_id"]) for r in read["recipients"]] == list(
+        zip(["completed", "failed", "failed", "failed"], conversations, strict=True)
+    )
+    assert (read["status"], read["total_calls_dispatched"], read["total_calls_finished"]) == ("completed", 4, 4)
 
 
 @pytest.mark.parametrize("options", [{"repeat": 0}, {"repeat": 11}, {"repeat": "2"}, [1]])
