@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sandboxes.bland import create_app as bland_app
+from sandboxes.bland_calls import SIGNING_SECRET as BLAND_SECRET
 from sandboxes.elevenlabs import BATCHES
 from sandboxes.elevenlabs import create_app as elevenlabs_app
 from sandboxes.elevenlabs_calls import WEBHOOK_SECRET as ELEVENLABS_SECRET
@@ -26,6 +29,7 @@ from sandboxes.sarvam import create_app as sarvam_app
 from sandboxes.sarvam_calls import SIGNING_SECRET
 from sandboxes.vapi import create_app as vapi_app
 from tests.receiver import Received, Receiver
+from tests.sandboxes import test_bland_sandbox as bland
 from tests.sandboxes import test_elevenlabs_sandbox as elevenlabs
 from tests.sandboxes import test_hamsa_sandbox as hamsa
 from tests.sandboxes import test_sarvam_sandbox as sarvam
@@ -197,6 +201,36 @@ async def test_elevenlabs_posts_each_call_to_the_workspace_webhook_signed(receiv
         zip(["completed", "failed", "failed", "failed"], conversations, strict=True)
     )
     assert (read["status"], read["total_calls_dispatched"], read["total_calls_finished"]) == ("completed", 4, 4)
+
+
+async def test_bland_reports_the_batch_and_posts_each_call_signed(receiver: Receiver) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bland_app()), base_url="http://sandbox") as client:
+        calls = [{"phone_number": f"+1415555010{digit}", "metadata": {"name": f"P{digit}"}} for digit in "0123"]
+        shared = {**bland.BATCH["global"], "webhook": receiver.url}
+        body = {**bland.BATCH, "global": shared, "call_objects": calls, "status_webhook": receiver.url}
+        batch_id = (await client.post("/v2/batches/create", json=body, headers=bland.AUTH)).json()["data"]["batch_id"]
+        answers = [await advance(client) for _ in range(2)]
+        listed = (await client.get("/v1/calls", params={"batch_id": batch_id}, headers=bland.AUTH)).json()["calls"]
+        shown = (await client.get(f"/v2/batches/{batch_id}", headers=bland.AUTH)).json()["data"]
+    assert [a["calls"] for a in answers] == [4, 0] and answers[0]["webhooks"] == {"sent": 7, "failed": 0}
+    for request in receiver.requests:
+        digest = hmac.new(BLAND_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(request.headers["x-webhook-signature"], digest)
+        assert request.body == json.dumps(request.json(), separators=(",", ":")).encode()  # compact, as JSON.stringify
+    sent = [request.json() for request in receiver.requests]
+    assert [(p["to"][-1] if "call_id" in p else "batch", p["status"]) for p in sent] == [
+        ("batch", "validating"), ("batch", "in_progress"), ("0", "completed"), ("1", "no-answer"), ("2", "busy"),
+        ("3", "failed"), ("batch", "completed"),
+    ]  # fmt: skip
+    assert {p["batch_id"] for p in sent} == {batch_id} and sent[1]["message"].startswith("Requested: 4.")
+    assert (sent[-1]["calls_total"], sent[-1]["calls_successful"], sent[-1]["calls_failed"]) == (4, 1, 3)
+    assert (sent[2]["answered_by"], sent[2]["corrected_duration"], sent[2]["metadata"]) == (
+        "human",
+        "42",
+        {"name": "P0"},
+    )
+    assert [call["status"] for call in listed] == ["completed", "no-answer", "busy", "failed"]
+    assert "status_webhook" not in shown and "webhooks" not in shown
 
 
 @pytest.mark.parametrize("options", [{"repeat": 0}, {"repeat": 11}, {"repeat": "2"}, [1]])
