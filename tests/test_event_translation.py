@@ -54,7 +54,7 @@ def test_every_vendor_with_events_has_golden_cases_of_both_outcomes() -> None:
         kinds.setdefault(path.parent.parent.name, set()).add(event["type"] if event else "ignored")
     maps = {path.stem: load_map(path)[0] for path in MAPPINGS.glob("*.yaml")}
     with_events = {name for name, vendor_map in maps.items() if vendor_map is not None and vendor_map.events}
-    assert with_events == {"hamsa", "sarvam", "vapi", "elevenlabs", "bland"}
+    assert with_events == {"hamsa", "sarvam", "vapi", "elevenlabs", "bland", "exotel"}
     assert {vendor for vendor, found in kinds.items() if {"call.completed", "call.failed"} <= found} == with_events
 
 

@@ -30,8 +30,8 @@ from tests.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 FAST = {"retry_seconds": [0.3, 0.3, 0.3], "jitter": 0, "timeout_seconds": 2, "lease_seconds": 3, "poll_seconds": 0.2}
-HAMSA, SARVAM, VAPI, ELEVENLABS, BLAND = (
-    "hamsa-sandbox", "sarvam-sandbox", "vapi-sandbox", "elevenlabs-sandbox", "bland-sandbox",
+HAMSA, SARVAM, VAPI, ELEVENLABS, BLAND, EXOTEL = (
+    "hamsa-sandbox", "sarvam-sandbox", "vapi-sandbox", "elevenlabs-sandbox", "bland-sandbox", "exotel-sandbox",
 )  # fmt: skip
 # What a create on each connection needs besides the recipients and the caller
 NEEDS: dict[str, dict[str, Any]] = {
@@ -40,8 +40,12 @@ NEEDS: dict[str, dict[str, Any]] = {
     VAPI: {"agent_id": "asst_sandbox"},
     ELEVENLABS: {"agent_id": "agent_sandbox"},
     BLAND: {"agent_id": "pathway_sandbox"},
+    EXOTEL: {
+        "agent_id": "http://my.exotel.com/demo-sid/exoml/start_voice/926",
+        "retry": {"max_attempts": 2, "interval_minutes": 5},
+    },
 }
-NAMELESS = {ELEVENLABS}  # its recipients have no name
+NAMELESS = {ELEVENLABS, EXOTEL}  # their recipients take no name
 # Sandbox numbers: the last digit says how the call goes (0 answers, 1 no answer, 2 busy).
 ANSWERS, NO_ANSWER, BUSY = "+14155550100", "+14155550101", "+14155550102"
 
@@ -167,15 +171,17 @@ def test_on_the_sandbox_default_the_endpoint_gets_signed_call_events_of_each_ven
 def test_the_endpoint_gets_signed_events_of_the_vendors_added_later(tmp_path: Path) -> None:
     """Vapi reports its campaign's start and end too, and names the contact, not the number. ElevenLabs's
     webhook is the workspace's (the sandbox is told the hook URL); a failure names no batch, so it goes to
-    the tenant's webhooks.url. Bland reports each phase of its batch (status webhook) and each call."""
+    the tenant's webhooks.url. Bland reports each phase of its batch (status webhook) and each call;
+    Exotel each attempt (retries included) and its campaign's end, unsigned."""
     receiver = Receiver()
     with receiver.running(), gateway(config(tmp_path, tenant_url=receiver.url), "--workers", "2") as (client, _):
         vapi = create(client, VAPI, receiver.url, ANSWERS, NO_ANSWER, BUSY)
         elevenlabs = create(client, ELEVENLABS, receiver.url, ANSWERS, NO_ANSWER, BUSY)
         bland = create(client, BLAND, receiver.url, ANSWERS, NO_ANSWER, BUSY)
-        for connection in (VAPI, ELEVENLABS, BLAND):
-            advance(client, connection, times=2)
-        received = signed_events(receiver, 14)
+        exotel = create(client, EXOTEL, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        for connection in (VAPI, ELEVENLABS, BLAND, EXOTEL):
+            advance(client, connection, times=3)
+        received = signed_events(receiver, 20)
         assert outcomes(received, vapi) == [
             ("campaign", "active"),
             (None, "call.completed", 1, "answered", True),
@@ -196,7 +202,15 @@ def test_the_endpoint_gets_signed_events_of_the_vendors_added_later(tmp_path: Pa
             ("2", "call.failed", None, "busy", None),
             ("campaign", "completed"),
         ]
-        for connection, campaign in ((VAPI, vapi), (ELEVENLABS, elevenlabs)):
+        assert outcomes(received, exotel) == [
+            ("0", "call.completed", None, "answered", None),
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+            ("campaign", "completed"),
+        ]
+        for connection, campaign in ((VAPI, vapi), (ELEVENLABS, elevenlabs), (EXOTEL, exotel)):
             read = client.get(f"/v1/campaigns/{campaign}", headers={"X-Connection": connection}).json()
             assert read["status"] == "completed"
 

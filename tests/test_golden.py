@@ -89,7 +89,13 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
     assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland", "exotel"}
-    assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
+    # and, for vendors whose create takes a webhook URL, a create on a connection with events
+    hooked = {f"{v}/create_request_events" for v in ("vapi", "bland", "exotel")}
+    assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors} | hooked
+    for path in REQUEST_CASES:  # with events the client's webhook_url is its destination, never sent on
+        case = json.loads(path.read_text())
+        assert ("hook_url" in case) is (case_id(path) in hooked), case_id(path)
+        assert "hook_url" not in case or "webhook_url" not in case["canonical_request"], case_id(path)
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
         assert case["operation"] in ("get", "create", "list"), case_id(path)

@@ -23,6 +23,7 @@ from sandboxes.bland_calls import SIGNING_SECRET as BLAND_SECRET
 from sandboxes.elevenlabs import BATCHES
 from sandboxes.elevenlabs import create_app as elevenlabs_app
 from sandboxes.elevenlabs_calls import WEBHOOK_SECRET as ELEVENLABS_SECRET
+from sandboxes.exotel import create_app as exotel_app
 from sandboxes.hamsa import create_app as hamsa_app
 from sandboxes.hub import HOOK_HEADER
 from sandboxes.sarvam import create_app as sarvam_app
@@ -31,6 +32,7 @@ from sandboxes.vapi import create_app as vapi_app
 from tests.receiver import Received, Receiver
 from tests.sandboxes import test_bland_sandbox as bland
 from tests.sandboxes import test_elevenlabs_sandbox as elevenlabs
+from tests.sandboxes import test_exotel_sandbox as exotel
 from tests.sandboxes import test_hamsa_sandbox as hamsa
 from tests.sandboxes import test_sarvam_sandbox as sarvam
 from tests.sandboxes import test_vapi_sandbox as vapi
@@ -231,6 +233,33 @@ async def test_bland_reports_the_batch_and_posts_each_call_signed(receiver: Rece
     )
     assert [call["status"] for call in listed] == ["completed", "no-answer", "busy", "failed"]
     assert "status_webhook" not in shown and "webhooks" not in shown
+
+
+async def test_exotel_calls_each_number_until_it_answers_or_its_retries_are_used(receiver: Receiver) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=exotel_app()), base_url="http://sandbox") as client:
+        callbacks = {"call_status_callback": receiver.url, "status_callback": receiver.url}
+        numbers = [f"+91980000000{digit}" for digit in "0123"]
+        retries = {"number_of_retries": 1, "interval_mins": 5}
+        campaign = exotel.data(await exotel.create(client, **callbacks, retries=retries, **{"from": numbers}))
+        calls = [(await advance(client))["calls"] for _ in range(3)]
+        read = exotel.data(await client.get(f"{exotel.PATH}/{campaign['id']}", headers=exotel.AUTH))
+        details = (await client.get(f"{exotel.PATH}/{campaign['id']}/call-details", headers=exotel.AUTH)).json()
+    assert calls == [4, 3, 0]
+    sent = [request.json() for request in receiver.requests]
+    assert all(
+        list(p) == ["campaign_sid", "call_sid", "date_created", "date_updated", "number", "status"] for p in sent[:-1]
+    )
+    assert [(p["number"][-1], p["status"]) for p in sent[:-1]] == [
+        ("0", "completed"), ("1", "no-answer"), ("2", "busy"), ("3", "failed"),
+        ("1", "no-answer"), ("2", "busy"), ("3", "failed"),
+    ]  # fmt: skip
+    assert [p["call_sid"] for p in sent[:-1]] == [item["data"]["call_sid"] for item in details["response"]]
+    assert sent[-1]["status"] == "Completed" and sent[-1]["report_url"].endswith(".csv")
+    assert {p["campaign_sid"] for p in sent} == {campaign["id"]}
+    assert read["status"] == "completed"
+    assert {key: read["stats"][key] for key in ("pending", "completed", "no-answer", "busy", "failed")} == {
+        "pending": 0, "completed": 1, "no-answer": 1, "busy": 1, "failed": 1,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("options", [{"repeat": 0}, {"repeat": 11}, {"repeat": "2"}, [1]])
