@@ -119,9 +119,14 @@ def paths(example: dict[str, Any]) -> dict[str, Any]:
         "Answered 200 once the event is stored.",
         keyed=False,
     )
+    payload = _ref("schemas", "VendorWebhook")
     hook["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": _ref("schemas", "VendorWebhook"), "example": {"attempt_id": "a1"}}},
+        "description": "JSON; form fields too from a vendor whose map says so (formats: [json, form])",
+        "content": {
+            "application/json": {"schema": payload, "example": {"attempt_id": "a1"}},
+            "application/x-www-form-urlencoded": {"schema": payload, "example": {"call_sid": "c1", "status": "busy"}},
+        },
     }
     return {
         "/v1/events": {
