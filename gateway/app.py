@@ -168,9 +168,11 @@ class GatewayApp:
         connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
         record.connection, record.vendor = connection.name, connection.vendor
         if route.sandbox_path is not None:
-            upstream = runtime.upstream(tenant, connection)
+            upstream, hook_url = runtime.upstream(tenant, connection), None
+            if connection.sandbox:
+                hook_url = await self.events.connection_hook_url(tenant, connection)
             async with self.limits.body_reader(receive) as body:
-                status, answer = await inspection.forward(upstream, route, scope["method"], headers, body)
+                status, answer = await inspection.forward(upstream, route, scope["method"], headers, body, hook_url)
             await _reply(send, record, status, answer, out)
             return status
         query = inbound.query_pairs(scope)

@@ -20,21 +20,24 @@ from gateway.inbound import require_json
 from gateway.mapping import UpstreamRequest
 from gateway.routing import Route
 from gateway.upstream import STATUS_CODES, Upstream
+from sandboxes.hub import HOOK_HEADER
 
 
 async def forward(
-    upstream: Upstream, route: Route, method: str, headers: dict[bytes, bytes], receive: Receive
+    upstream: Upstream, route: Route, method: str, headers: dict[bytes, bytes], receive: Receive, hook_url: str | None
 ) -> tuple[int, bytes]:
     """The sandbox's status and JSON answer to the request.
 
     Past the connection's circuit breaker: these calls are no vendor traffic, and faults must be
-    clearable while the circuit is open.
+    clearable while the circuit is open. A connection with events names its ``hook_url`` to the
+    sandbox: a vendor whose webhook is set for the whole account (in its dashboard, by hand) posts
+    there, as a live one would once set up.
     """
     connection, vendor, path = upstream.connection, upstream.connection.vendor, route.sandbox_path or ""
     if not connection.sandbox:
         raise NotFound(f"{path} is a sandbox endpoint, and {connection.name} is not a sandbox connection")
     body = await _json_body(headers, receive) if route.has_body else None
-    request = UpstreamRequest(method, path, {}, json=body)
+    request = UpstreamRequest(method, path, {}, json=body, headers={HOOK_HEADER: hook_url} if hook_url else {})
     status, _headers, content = await upstream.roundtrip(request, time.monotonic() + connection.timeouts.total)
     try:
         answer = orjson.loads(content)

@@ -28,7 +28,9 @@ Assumptions where the docs are silent:
   properties not allowed"), 404 ``BATCH_NOT_FOUND``, 400 ``BATCH_NOT_ACTIVE`` for a second stop.
 - A call object takes the documented ``/v1/calls`` fields in ``CALL_FIELDS``.
 - Each call object becomes a call at once: ``queue_status`` ``new`` and ``status`` null until
-  the call is placed (none is, here); stop makes them ``complete`` / ``canceled``.
+  the call is placed (by ``POST /_sandbox/advance``, a sandbox addition that also sends the
+  batch's and the calls' webhooks: sandboxes/bland_calls.py); stop makes them ``complete`` /
+  ``canceled``.
 - ``/v1/calls``: ``from`` is inclusive and ``to`` exclusive, ``limit`` defaults to 1000; batches
   and calls come oldest first; the preview holds the first 10 call objects.
 - Counters at ``GET /_sandbox/calls``: create, list, get, cancel (stop), recipients_list (calls).
@@ -46,7 +48,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandboxes._calls import advance_route
 from sandboxes._common import SandboxState, VendorApi, VendorError, key_accepted, utc_now
+from sandboxes.bland_calls import SIGNING_SECRET, advance
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 START_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}( ?[+-]\d{2}:\d{2})?$")
@@ -60,6 +64,7 @@ CALL_FIELDS = frozenset(
     }
 )  # fmt: skip
 BATCH_FIELDS = frozenset({"global", "call_objects", "description", "status_webhook"})
+HIDDEN = frozenset({"active", "status_webhook", "webhooks"})  # the sandbox's own, not Bland's fields
 PREVIEW = 10
 
 
@@ -129,8 +134,9 @@ def _check_batch(body: Any) -> dict[str, Any]:
 class BlandSandbox:
     """One simulated Bland organization."""
 
-    def __init__(self, api_key: str | None) -> None:
+    def __init__(self, api_key: str | None, signing_secret: str) -> None:
         self.state = SandboxState()
+        self.signing_secret = signing_secret
         self.api = VendorApi(self.state, lambda request: _key_accepted(request, api_key), _refuse)
 
     def app(self) -> Starlette:
@@ -142,6 +148,7 @@ class BlandSandbox:
                 route("get", one, self.get, "GET"),
                 route("cancel", one + "/stop", self.stop, "POST"),
                 route("recipients_list", "/v1/calls", self.calls, "GET"),
+                advance_route(lambda _account_url: advance(self.state, self.signing_secret)),
             ]
         )
 
@@ -154,6 +161,8 @@ class BlandSandbox:
     async def create(self, request: Request) -> Response:
         body = _check_batch(await self.api.body(request))
         batch_id, now = str(uuid.uuid4()), utc_now()
+        calls = [{**body["global"], **call} for call in body["call_objects"]]
+        self.state.children[batch_id] = [_call(batch_id, fields, now) for fields in calls]
         self.state.campaigns[batch_id] = {
             "id": batch_id,
             "user_id": "org_sandbox",
@@ -161,11 +170,13 @@ class BlandSandbox:
             "created_at": now,
             "call_objects": body["call_objects"][:PREVIEW],
             "description": body.get("description", "Untitled Batch"),
+            # not shown: whether it runs, and where its webhooks go
             "active": True,
+            "status_webhook": body.get("status_webhook"),
+            "webhooks": {
+                c["call_id"]: f.get("webhook") for c, f in zip(self.state.children[batch_id], calls, strict=True)
+            },
         }
-        self.state.children[batch_id] = [
-            _call(batch_id, {**body["global"], **call}, now) for call in body["call_objects"]
-        ]
         return JSONResponse({"data": {"batch_id": batch_id}, "errors": None})
 
     async def list(self, request: Request) -> Response:
@@ -201,7 +212,7 @@ def _key_accepted(request: Request, api_key: str | None) -> bool:
 
 
 def _shown(batch: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in batch.items() if key != "active"}
+    return {key: value for key, value in batch.items() if key not in HIDDEN}
 
 
 def _call(batch_id: str, fields: dict[str, Any], now: str) -> dict[str, Any]:
@@ -223,6 +234,6 @@ def _call(batch_id: str, fields: dict[str, Any], now: str) -> dict[str, Any]:
     }
 
 
-def create_app(api_key: str | None = None) -> Starlette:
+def create_app(api_key: str | None = None, *, signing_secret: str = SIGNING_SECRET) -> Starlette:
     """A fresh simulated Bland organization; with ``api_key`` only that key is accepted."""
-    return BlandSandbox(api_key).app()
+    return BlandSandbox(api_key, signing_secret).app()

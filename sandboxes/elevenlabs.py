@@ -37,7 +37,10 @@ Assumptions where the docs are silent:
 - Cancel works on a pending or in_progress batch. Retry works on a finished one (completed, failed
   or cancelled) that has failed, voicemail or cancelled recipients: they become pending again, the
   batch pending, and ``retry_count`` grows; otherwise 409. Delete answers 200 ``{}``.
-- No call is placed: a batch stays pending, ``scheduled_time_unix`` is the given time or now.
+- No call is placed by itself: a batch stays pending until ``POST /_sandbox/advance`` (a sandbox
+  addition) calls its recipients and posts the workspace's post-call webhooks, to the URL the
+  advance names as the workspace's (sandboxes/elevenlabs_calls.py). ``scheduled_time_unix`` is the
+  given time or now.
 - Every workspace owns the numbers in ``PHONE_NUMBERS``; ``agent_name`` is "Sandbox agent".
 - Counters at ``GET /_sandbox/calls``: create, list, get, cancel, resume (retry), delete, phone_numbers.
 """
@@ -52,7 +55,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandboxes._calls import Advanced, advance_route
 from sandboxes._common import SandboxState, VendorApi, VendorError, epoch_now, key_accepted
+from sandboxes.elevenlabs_calls import WEBHOOK_SECRET, advance
 
 BATCHES = "/v1/convai/batch-calling"
 PHONE_NUMBERS = ("+14155550100", "+14155551212", "+442071838750")
@@ -103,8 +108,9 @@ class Submit(Strict):
 class ElevenLabsSandbox:
     """One simulated ElevenLabs workspace."""
 
-    def __init__(self, api_key: str | None) -> None:
+    def __init__(self, api_key: str | None, webhook_secret: str) -> None:
         self.state = SandboxState()
+        self.webhook_secret = webhook_secret
         self.api = VendorApi(self.state, lambda r: key_accepted(r, "xi-api-key", "", api_key), _refuse)
         self.numbers = [
             {
@@ -128,8 +134,14 @@ class ElevenLabsSandbox:
                 route("resume", one + "/retry", self.retry, "POST"),
                 route("delete", one, self.delete, "DELETE"),
                 route("phone_numbers", "/v1/convai/phone-numbers", self.phone_numbers, "GET"),
+                advance_route(self.advance),
             ]
         )
+
+    def advance(self, webhook_url: str | None) -> Advanced:
+        """The batches' calls, posted to the workspace's post-call webhook (``webhook_url``)."""
+        numbers = {n["phone_number_id"]: n["phone_number"] for n in self.numbers}
+        return advance(self.state, numbers, webhook_url, self.webhook_secret)
 
     def _batch(self, request: Request) -> dict[str, Any]:
         batch = self.state.campaigns.get(request.path_params["id"])
@@ -236,6 +248,6 @@ def _recipient(spec: Recipient, now: int) -> dict[str, Any]:
     }
 
 
-def create_app(api_key: str | None = None) -> Starlette:
+def create_app(api_key: str | None = None, *, webhook_secret: str = WEBHOOK_SECRET) -> Starlette:
     """A fresh simulated ElevenLabs workspace; with ``api_key`` only that key is accepted."""
-    return ElevenLabsSandbox(api_key).app()
+    return ElevenLabsSandbox(api_key, webhook_secret).app()

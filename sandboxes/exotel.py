@@ -36,9 +36,10 @@ Assumptions where the docs are silent:
 - Status: created until ``send_at`` passes (a campaign without a schedule is in-progress at once);
   resume goes back to created or in-progress by the same rule. Times are written in IST (+05:30).
 - ``stats`` has the keys created, pending, in-progress, completed, failed, busy, no-answer.
-- No call is placed by itself. ``POST /_sandbox/campaigns/{id}/complete-calls?count=n`` (no key,
-  not counted) completes the next ``n`` (default: all) numbers of an in-progress campaign, one
-  call each, as if answered.
+- No call is placed by itself. ``POST /_sandbox/advance`` gives every number of an in-progress
+  campaign an attempt and posts the campaign's callbacks (sandboxes/exotel_calls.py);
+  ``POST /_sandbox/campaigns/{id}/complete-calls?count=n`` (no key, not counted, no callback)
+  completes the next ``n`` (default: all) numbers, one call each, as if answered.
 - Counters at ``GET /_sandbox/calls``: create, list, get, update, pause, resume, cancel (complete),
   archive, delete, recipients_list (call-details).
 """
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -56,9 +57,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandboxes._calls import advance_route
 from sandboxes._common import SandboxState, VendorApi, VendorError, counting, read_json
+from sandboxes.exotel_calls import advance, call_record, now, waiting
 
-IST = timezone(timedelta(hours=5, minutes=30))
 BASE = "/v2/accounts/{sid}/campaigns"
 ACTIONS: dict[str, tuple[frozenset[str], str, str]] = {  # action -> (from statuses, to status, counter)
     "pause": (frozenset({"created", "in-progress"}), "paused", "pause"),
@@ -70,10 +72,6 @@ Number = Annotated[str, StringConstraints(pattern=r"^(\+[1-9]\d{6,14}|0\d{6,14})
 Url = Annotated[str, StringConstraints(pattern=r"^https?://")]
 STATS = ("in-progress", "completed", "failed", "busy", "no-answer")
 FLOW_URL = r"^https?://my\.exotel\.com/[A-Za-z0-9_-]+/exoml/start_voice/\d+$"
-
-
-def _now() -> str:
-    return datetime.now(IST).isoformat(timespec="seconds")
 
 
 def _envelope(method: str, status: int, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -177,6 +175,7 @@ class ExotelSandbox:
                 route("delete", one, self.delete, "DELETE"),
                 route("recipients_list", one + "/call-details", self.call_details, "GET"),
                 Route("/_sandbox/campaigns/{id}/complete-calls", self.complete_calls, methods=["POST"]),
+                advance_route(lambda _account_url: advance(self.state, self._advance)),
             ]
         )
 
@@ -192,7 +191,7 @@ class ExotelSandbox:
         if campaign["status"] == "created" and (
             send_at is None or datetime.fromisoformat(send_at) <= datetime.now(UTC)
         ):
-            campaign.update(status="in-progress", date_started=campaign["date_started"] or _now())
+            campaign.update(status="in-progress", date_started=campaign["date_started"] or now())
         return campaign
 
     async def _one(self, request: Request, model: type[Strict]) -> Any:
@@ -204,16 +203,16 @@ class ExotelSandbox:
 
     async def create(self, request: Request) -> Response:
         spec = await self._one(request, Create)
-        sid, now = request.path_params["sid"], _now()
+        sid, created = request.path_params["sid"], now()
         numbers = spec.from_ or []
         campaign = {
             "id": secrets.token_hex(16),
             "account_sid": sid,
             **spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "name": spec.name or f"{sid} {now[:10]} {now[11:19]}",
+            "name": spec.name or f"{sid} {created[:10]} {created[11:19]}",
             "status": "created",
-            "date_created": now,
-            "date_updated": now,
+            "date_created": created,
+            "date_updated": created,
             "date_started": None,
             "stats": {"created": len(numbers), "pending": len(numbers), **dict.fromkeys(STATS, 0)},
         }
@@ -259,7 +258,7 @@ class ExotelSandbox:
         if change.action == "complete":
             stats = campaign["stats"]
             stats.update(failed=stats["failed"] + stats["pending"], pending=0)
-        campaign.update(change.model_dump(exclude_none=True, exclude={"action"}), status=target, date_updated=_now())
+        campaign.update(change.model_dump(exclude_none=True, exclude={"action"}), status=target, date_updated=now())
         return _answer("PUT", self._advance(campaign))
 
     async def _edit(self, request: Request) -> Response:
@@ -268,7 +267,7 @@ class ExotelSandbox:
         send_at = (campaign.get("schedule") or {}).get("send_at")
         if campaign["status"] not in ("created", "paused") or send_at is None or campaign["date_started"]:
             raise _refuse(409, "A campaign can be edited only before its send_at")
-        campaign.update(change.model_dump(mode="json", exclude_unset=True), date_updated=_now())
+        campaign.update(change.model_dump(mode="json", exclude_unset=True), date_updated=now())
         return _answer("PUT", self._advance(campaign))
 
     async def delete(self, request: Request) -> Response:
@@ -294,33 +293,15 @@ class ExotelSandbox:
         if campaign is None or self._advance(campaign)["status"] != "in-progress":
             raise _refuse(409, "No in-progress campaign with this id")
         calls, stats = self.state.children[campaign["id"]], campaign["stats"]
-        waiting = campaign.get("from", [])[len(calls) :]
-        count = self.api.query_int(request, "count", len(waiting))
-        for number in waiting[:count]:
-            calls.append(_call(campaign, number))
-        done = min(count, len(waiting))
+        left = waiting(campaign, calls)
+        count = self.api.query_int(request, "count", len(left))
+        for number in left[:count]:
+            calls.append(call_record(campaign, number, "completed"))
+        done = min(count, len(left))
         stats.update(pending=stats["pending"] - done, completed=stats["completed"] + done)
         if not stats["pending"]:
             campaign["status"] = "completed"
         return _answer("POST", campaign)
-
-
-def _call(campaign: dict[str, Any], number: str) -> dict[str, Any]:
-    started = datetime.now(IST)
-    return {
-        "call_sid": secrets.token_hex(16),
-        "number": number,
-        "name": None,
-        "status": "completed",
-        "duration": 42,
-        "date_created": started.isoformat(timespec="seconds"),
-        "start_time": started.isoformat(timespec="seconds"),
-        "end_time": (started + timedelta(seconds=42)).isoformat(timespec="seconds"),
-        "caller_id": campaign["caller_id"],
-        "direction": "outbound-api",
-        "recording_url": None,
-        "digits": None,
-    }
 
 
 def _basic_auth(request: Request, api_key: str | None) -> bool:

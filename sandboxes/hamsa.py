@@ -441,6 +441,6 @@ def create_app(api_key: str | None = None) -> Starlette:
         route(CAMPAIGNS_PATH, "list", api.list, "GET"),
         route(CAMPAIGNS_PATH + "/{campaign_id}", "get", api.get, "GET"),
         *control_routes(state),
-        advance_route(lambda: advance(state, api.project_id)),
+        advance_route(lambda _account_url: advance(state, api.project_id)),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse
 from sandboxes._common import FaultInjector
 
 ACCOUNT_HEADER = "x-gateway-sandbox"
+# The connection's hook URL, on its sandbox endpoints: where a vendor whose webhook is the account's posts
+HOOK_HEADER = "x-gateway-hook-url"
 
 
 def sandbox_app(reference: str) -> FaultInjector:

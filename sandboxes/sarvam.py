@@ -460,7 +460,7 @@ class SarvamSandbox:
                 "GET",
             ),
             *control_routes(self.state),
-            advance_route(lambda: advance(self.state, self._advance, self.attempts, self.signing_secret)),
+            advance_route(lambda _account_url: advance(self.state, self._advance, self.attempts, self.signing_secret)),
         ]
 
     def _route(self, operation: str, path: str, handler: Handler, method: str) -> Route:

@@ -16,8 +16,6 @@ sends nothing. Assumptions where the docs are silent:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from sandboxes._calls import ANSWERED, Advanced, Webhook, outcome_of
+from sandboxes._calls import ANSWERED, Advanced, Webhook, hex_hmac, outcome_of
 from sandboxes._common import SandboxState
 
 SIGNING_SECRET = "sarvam-sandbox-signing-secret"
@@ -107,7 +105,6 @@ def _transcript() -> list[dict[str, str]]:
 
 
 def _signed(url: str, payload: dict[str, Any], secret: str) -> Webhook:
-    body = json.dumps(payload).encode()
-    stamp = str(int(time.time()))
-    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return Webhook(url, body, {"Sarvam-Timestamp": stamp, "Sarvam-Signature": digest})
+    body, stamp = json.dumps(payload).encode(), str(int(time.time()))
+    signature = hex_hmac(secret, f"{stamp}.".encode() + body)
+    return Webhook(url, body, {"Sarvam-Timestamp": stamp, "Sarvam-Signature": signature})

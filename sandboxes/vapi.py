@@ -23,6 +23,11 @@ Python SDK VapiAI/server-sdk-python ``src/vapi/campaigns``), and enforced here:
   fields "can only be updated if campaign is not in progress or has ended": here, while scheduled.
 - ``GET /phone-number?limit=`` -> the account's phone numbers, a plain array of ``{id, orgId,
   provider, number, name, status, createdAt, updatedAt}``.
+- ``server`` takes ``credentialId`` and ``backoffPlan`` {``type`` fixed | exponential,
+  ``maxRetries`` 0-10, ``baseDelaySeconds`` 0-10}; ``serverMessages`` selects the campaign events
+  sent to it (campaign.started, .ended, .cancelled, contact.completed, .failed …) and needs a server.
+- ``POST /_sandbox/advance`` (a sandbox addition): each running campaign calls its contacts and
+  sends the events it selected (sandboxes/vapi_calls.py).
 
 Assumptions where the docs are silent:
 
@@ -30,8 +35,8 @@ Assumptions where the docs are silent:
   first offending field; unknown fields are refused (NestJS ``forbidNonWhitelisted``); an unknown
   or deleted campaign is 404; ending an ended campaign, or editing one that is not scheduled, is 400.
 - A campaign without a ``schedulePlan``, or whose ``earliestAt`` has passed, is ``in-progress`` at
-  once; one starting later is ``scheduled``. No call is placed: ``callsCounterScheduled`` is the
-  number of customers and the other counters stay 0 until the campaign ends.
+  once; one starting later is ``scheduled``. No call is placed by itself: ``callsCounterScheduled``
+  is the number of customers until ``POST /_sandbox/advance`` calls them.
 - Every account owns the phone numbers in ``PHONE_NUMBERS`` (Twilio numbers: Vapi's free numbers
   cannot call out).
 - Counters at ``GET /_sandbox/calls``: create, get, list, update, cancel (a PATCH with ``status``),
@@ -51,7 +56,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandboxes._calls import Webhook, advance_route
 from sandboxes._common import SandboxState, VendorApi, VendorError, counting, key_accepted, read_json, utc_now
+from sandboxes.vapi_calls import advance, announce
 
 ORG_ID = "4f9a5b4e-0000-4c1d-9d9e-5a2d5a2d5a2d"
 PHONE_NUMBERS = ("+14155550100", "+14155551212", "+442071838750")
@@ -60,6 +67,11 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SCHEDULE_ENDED = "campaign.scheduled.ended-by-user"
 RUNNING_ENDED = "campaign.in-progress.ended-by-user"
 Short = Annotated[str, StringConstraints(max_length=40)]
+ServerMessage = Literal[
+    "campaign.started", "campaign.cancelled", "campaign.ended", "campaign.archived", "campaign.unarchived",
+    "contact.dispatched", "contact.completed", "contact.failed", "contact.skipped", "contact.predial-failed",
+    "campaign.job.continued",
+]  # fmt: skip
 
 
 def _refuse(status: int, message: str) -> VendorError:
@@ -102,10 +114,19 @@ class SchedulePlan(Dto):
         return self
 
 
+class BackoffPlan(Dto):
+    type: Literal["fixed", "exponential"]
+    maxRetries: int = Field(ge=0, le=10)
+    baseDelaySeconds: float = Field(ge=0, le=10, strict=False)
+    excludedStatusCodes: list[int] | None = None
+
+
 class Server(Dto):
     url: Annotated[str, StringConstraints(pattern=r"^https?://")]
     headers: dict[str, str] | None = None
     timeoutSeconds: int | None = Field(default=None, ge=1, le=300)
+    credentialId: str | None = None
+    backoffPlan: BackoffPlan | None = None
 
 
 class CampaignCreate(Dto):
@@ -118,12 +139,15 @@ class CampaignCreate(Dto):
     schedulePlan: SchedulePlan | None = None
     maxConcurrency: int = Field(default=10, ge=1)
     server: Server | None = None
+    serverMessages: list[ServerMessage] | None = None
     assistantOverrides: Overrides | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> CampaignCreate:
         if sum(x is not None for x in (self.assistantId, self.workflowId, self.squadId)) != 1:
             raise ValueError("Only one of assistantId, workflowId, or squadId can be used, and one is required")
+        if self.serverMessages and self.server is None:
+            raise ValueError("serverMessages require a server")
         return self
 
 
@@ -145,6 +169,7 @@ class VapiSandbox:
         self.state = SandboxState()
         self.api = VendorApi(self.state, lambda r: key_accepted(r, "Authorization", "Bearer ", api_key), _refuse)
         self.numbers = [_phone_number(number) for number in PHONE_NUMBERS]
+        self.queued: list[Webhook] = []  # campaign events the API's own actions caused: sent by the next advance
 
     def app(self) -> Starlette:
         route, one = self.api.route, "/campaign/{id}"
@@ -167,6 +192,7 @@ class VapiSandbox:
                 Route(one, patch, methods=["PATCH"]),
                 route("delete", one, self.delete, "DELETE"),
                 route("phone_numbers", "/phone-number", self.phone_numbers, "GET"),
+                advance_route(lambda _account_url: advance(self.state, self.queued)),
             ]
         )
 
@@ -200,6 +226,9 @@ class VapiSandbox:
             "updatedAt": now,
         }
         self.state.campaigns[campaign["id"]] = campaign
+        self.state.children[campaign["id"]] = [_contact(campaign, customer) for customer in spec.customers]
+        if campaign["status"] == "in-progress":
+            announce(self.queued, campaign, "campaign.started", {"workflowId": spec.workflowId})
         return JSONResponse(campaign, status_code=201)
 
     async def get(self, request: Request) -> Response:
@@ -228,6 +257,7 @@ class VapiSandbox:
         if change.status == "ended":
             reason = SCHEDULE_ENDED if campaign["status"] == "scheduled" else RUNNING_ENDED
             campaign.update(status="ended", endedReason=reason, callsCounterScheduled=0)
+            announce(self.queued, campaign, "campaign.cancelled", {"endedReason": reason})
         return JSONResponse(campaign)
 
     async def delete(self, request: Request) -> Response:
@@ -243,6 +273,19 @@ def _plan(plan: SchedulePlan) -> dict[str, str]:
     """A schedule plan as the API writes it back (UTC, milliseconds)."""
     written = {"earliestAt": _iso(plan.earliestAt)}
     return written if plan.latestAt is None else {**written, "latestAt": _iso(plan.latestAt)}
+
+
+def _contact(campaign: dict[str, Any], customer: Customer) -> dict[str, Any]:
+    """A customer as a contact of the campaign (CampaignContact), with the status its call gives it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "campaignId": campaign["id"],
+        "orgId": ORG_ID,
+        "number": customer.number,
+        "name": customer.name,
+        "createdAt": campaign["createdAt"],
+        "status": "contact.pending",
+    }
 
 
 def _phone_number(number: str) -> dict[str, Any]:

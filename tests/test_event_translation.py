@@ -52,10 +52,10 @@ def test_every_vendor_with_events_has_golden_cases_of_both_outcomes() -> None:
     for path in EVENT_CASES:
         event = json.loads(path.read_text())["event"]
         kinds.setdefault(path.parent.parent.name, set()).add(event["type"] if event else "ignored")
-    assert {vendor: {"call.completed", "call.failed"} <= found for vendor, found in kinds.items()} == {
-        "hamsa": True,
-        "sarvam": True,
-    }
+    maps = {path.stem: load_map(path)[0] for path in MAPPINGS.glob("*.yaml")}
+    with_events = {name for name, vendor_map in maps.items() if vendor_map is not None and vendor_map.events}
+    assert with_events == {"hamsa", "sarvam", "vapi", "elevenlabs", "bland", "exotel"}
+    assert {vendor for vendor, found in kinds.items() if {"call.completed", "call.failed"} <= found} == with_events
 
 
 def test_the_signature_is_the_standard_webhooks_test_vector() -> None:
@@ -104,6 +104,31 @@ def test_an_optional_check_without_its_credential_is_left_out_and_a_header_check
     assert "tok-123456" not in (check({}, b"{}", 0) or "")
 
 
+def _reader(formats: list[str]) -> Any:
+    problems: list[Any] = []
+    spec = EventsSpec.model_validate({"formats": formats, "payloads": [{"type": "t"}]})
+    events = compile_events(spec, Scope({}, False), problems)
+    assert not problems
+    return events
+
+
+FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+
+
+def test_a_callback_body_is_read_in_the_format_its_map_declares() -> None:
+    form, json_body = b"call_sid=c1&status=no-answer&call_sids=a&call_sids=b&empty=", b'{"call_sid": "c1"}'
+    fields = {"call_sid": "c1", "status": "no-answer", "call_sids": ["a", "b"], "empty": ""}
+    json_only, both, form_only = _reader(["json"]), _reader(["json", "form"]), _reader(["form"])
+    assert json_only.payload(json_body, FORM_TYPE) == {"call_sid": "c1"}  # the default: JSON, whatever it says
+    assert json_only.payload(form, FORM_TYPE) is None
+    assert json_only.payload(b"[1]", "application/json") is None  # an object, not any JSON
+    assert both.payload(form, FORM_TYPE) == fields and both.payload(json_body, "application/json") == {"call_sid": "c1"}
+    assert both.payload(form, "application/json") is None
+    assert form_only.payload(form, "text/plain") == fields
+    assert form_only.payload(b"status=\xff", FORM_TYPE) is None  # not UTF-8 text
+    assert both.expected() == "a JSON object or form fields (application/x-www-form-urlencoded)"
+
+
 BROKEN_EVENTS = """
 events:
   verify:
@@ -145,6 +170,15 @@ def test_check_names_each_problem_of_an_events_section_at_its_line(tmp_path: Pat
             "'recipient.phone' is not a canonical field of EventData; did you mean 'recipient.name'?",
         ),
     }, problems
+
+
+def test_check_names_a_callback_format_it_does_not_know_at_its_line(tmp_path: Path) -> None:
+    text = (MAPPINGS / "sarvam.yaml").read_text().replace("\nevents:\n", "\nevents:\n  formats: [json, xml]\n")
+    (tmp_path / "sarvam.yaml").write_text(text)
+    vendor_map, problems = load_map(tmp_path / "sarvam.yaml")
+    [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "formats:" in text_line]
+    assert vendor_map is None
+    assert [(p.line, p.message) for p in problems] == [(line, "events.formats.1: Input should be 'json' or 'form'")]
 
 
 CONFIG = """
@@ -198,6 +232,20 @@ def test_check_names_each_problem_of_the_events_config_keys_at_its_line(
     assert config is None
     [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "# <-" in text_line]
     assert [str(p) for p in problems] == [f"{path}:{line}: {message}"]
+
+
+def test_check_asks_a_connection_with_events_for_the_secret_its_vendor_always_signs_with(tmp_path: Path) -> None:
+    """ElevenLabs signs every post-call webhook (Sarvam and Hamsa only may: theirs is optional)."""
+    connection = "        vendor: elevenlabs\n        base_url: sandbox\n        events: true"
+    text = CONFIG.format(mappings=MAPPINGS, top="", tenant=SIGNS, connection=connection)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    config, problems = load_config(path, environ={})
+    [line] = [n for n, text_line in enumerate(text.splitlines(), 1) if "credentials:" in text_line]
+    assert config is None
+    assert [str(p) for p in problems] == [
+        f"{path}:{line}: vendor elevenlabs signs its webhooks: events need credentials.webhook_secret"
+    ]
 
 
 def readme_block(language: str) -> str:

@@ -30,17 +30,35 @@ from tests.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 FAST = {"retry_seconds": [0.3, 0.3, 0.3], "jitter": 0, "timeout_seconds": 2, "lease_seconds": 3, "poll_seconds": 0.2}
-HAMSA, SARVAM = "hamsa-sandbox", "sarvam-sandbox"
+HAMSA, SARVAM, VAPI, ELEVENLABS, BLAND, EXOTEL = (
+    "hamsa-sandbox", "sarvam-sandbox", "vapi-sandbox", "elevenlabs-sandbox", "bland-sandbox", "exotel-sandbox",
+)  # fmt: skip
+# What a create on each connection needs besides the recipients and the caller
+NEEDS: dict[str, dict[str, Any]] = {
+    HAMSA: {"agent_id": "68f7656f-098b-4c43-b165-7cfd2cc8ac40"},
+    SARVAM: {"agent_id": "app_1", "schedule": {"end_at": "2030-01-01T00:00:00Z"}},
+    VAPI: {"agent_id": "asst_sandbox"},
+    ELEVENLABS: {"agent_id": "agent_sandbox"},
+    BLAND: {"agent_id": "pathway_sandbox"},
+    EXOTEL: {
+        "agent_id": "http://my.exotel.com/demo-sid/exoml/start_voice/926",
+        "retry": {"max_attempts": 2, "interval_minutes": 5},
+    },
+}
+NAMELESS = {ELEVENLABS, EXOTEL}  # their recipients take no name
 # Sandbox numbers: the last digit says how the call goes (0 answers, 1 no answer, 2 busy).
 ANSWERS, NO_ANSWER, BUSY = "+14155550100", "+14155550101", "+14155550102"
 
 
-def config(directory: Path, cache: str = "memory", **events: Any) -> Path:
-    """The shipped config.yaml, with its maps where they are, a store in ``directory`` and FAST retries."""
+def config(directory: Path, cache: str = "memory", tenant_url: str | None = None, **events: Any) -> Path:
+    """The shipped config.yaml, with its maps where they are, a store in ``directory`` and FAST retries
+    (and ``tenant_url`` where events of no campaign go)."""
     document = yaml.safe_load((ROOT / "config.yaml").read_text())
     store = str(directory / "events.sqlite3")
     document |= {"mappings_dir": str(MAPPINGS), "events": {**FAST, "store": store, **events}}
     document["cache"]["backend"] = cache
+    if tenant_url is not None:
+        document["tenants"][0]["webhooks"]["url"] = tenant_url
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -61,13 +79,14 @@ def gateway(path: Path, *extra: str, name: str = "gateway") -> Iterator[tuple[ht
 
 def create(client: httpx.Client, connection: str, url: str, *numbers: str) -> str:
     """A campaign on ``connection`` whose events go to ``url``; its id."""
-    recipients = [{"phone_number": number, "name": f"Person {number[-2:]}"} for number in numbers]
+    recipients = [
+        {"phone_number": number}
+        if connection in NAMELESS
+        else {"phone_number": number, "name": f"Person {number[-2:]}"}
+        for number in numbers
+    ]
     body: dict[str, Any] = {"name": "Outcomes", "from_number": "+14155551212", "recipients": recipients}
-    body["webhook_url"] = url
-    if connection == HAMSA:
-        body["agent_id"] = "68f7656f-098b-4c43-b165-7cfd2cc8ac40"
-    else:
-        body |= {"agent_id": "app_1", "schedule": {"end_at": "2030-01-01T00:00:00Z"}}
+    body |= {"webhook_url": url, **NEEDS[connection]}
     answer = client.post("/v1/campaigns", json=body, headers={"X-Connection": connection})
     assert answer.status_code == 201, answer.text
     assert answer.json()["webhook_url"] == url
@@ -92,19 +111,29 @@ def metric(client: httpx.Client, name: str) -> float:
     return sum(float(value) for value in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-def outcomes(received: list[Any], campaign: str) -> list[tuple[str, str, int, str, bool]]:
-    """Each event of a campaign: (recipient, type, attempt, outcome, final), in the order received."""
+def outcomes(received: list[Any], campaign: str | None) -> list[tuple[Any, ...]]:
+    """Each event of a campaign, in the order received: (the number's last digit, type, attempt, outcome,
+    final) for a call, ("campaign", status) for a campaign's."""
     found = [r.json() for r in received if r.json()["campaign_id"] == campaign]
-    return [
-        (
-            e["data"]["recipient"]["phone_number"][-1],
-            e["type"],
-            e["data"]["attempt"],
-            e["data"]["outcome"],
-            e["data"]["final"],
-        )
-        for e in found
-    ]
+    return [summary(e["type"], e["data"]) for e in found]
+
+
+def summary(kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
+    if kind == "campaign.status_changed":
+        return "campaign", data["status"]
+    number = (data["recipient"] or {}).get("phone_number")
+    return number[-1] if number else None, kind, data["attempt"], data["outcome"], data["final"]
+
+
+def signed_events(receiver: Receiver, count: int) -> list[Any]:
+    """The first ``count`` deliveries, once they came: each a canonical event of the demo tenant that verifies."""
+    receiver.wait_until(lambda r: len(r.delivered()) >= count, what=f"{count} deliveries")
+    received = receiver.delivered()
+    assert len(received) == count and all(r.verifies(SECRET) for r in received)
+    for request in received:
+        event = Event.model_validate(request.json())
+        assert request.headers["webhook-id"] == event.id and event.tenant == "demo"
+    return received
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -117,12 +146,7 @@ def test_on_the_sandbox_default_the_endpoint_gets_signed_call_events_of_each_ven
         sarvam = create(client, SARVAM, receiver.url, "+919800000000", "+919800000001")
         advance(client, HAMSA, times=3)
         advance(client, SARVAM)
-        receiver.wait_until(lambda r: len(r.delivered()) >= 9, what="9 deliveries")
-        received = receiver.delivered()
-        assert len(received) == 9 and all(r.verifies(SECRET) for r in received)
-        for request in received:
-            event = Event.model_validate(request.json())
-            assert request.headers["webhook-id"] == event.id and event.tenant == "demo"
+        received = signed_events(receiver, 9)
         assert outcomes(received, hamsa) == [
             ("0", "call.completed", 1, "answered", True),
             ("1", "call.failed", 1, "no_answer", False),
@@ -142,6 +166,53 @@ def test_on_the_sandbox_default_the_endpoint_gets_signed_call_events_of_each_ven
         ]  # delivered in the order stored, per campaign
         assert {e["delivery"]["state"] for e in listed} == {"delivered"}
         assert client.get(f"/v1/campaigns/{hamsa}", headers={"X-Connection": HAMSA}).json()["status"] == "completed"
+
+
+def test_the_endpoint_gets_signed_events_of_the_vendors_added_later(tmp_path: Path) -> None:
+    """Vapi reports its campaign's start and end too, and names the contact, not the number. ElevenLabs's
+    webhook is the workspace's (the sandbox is told the hook URL); a failure names no batch, so it goes to
+    the tenant's webhooks.url. Bland reports each phase of its batch (status webhook) and each call;
+    Exotel each attempt (retries included) and its campaign's end, unsigned."""
+    receiver = Receiver()
+    with receiver.running(), gateway(config(tmp_path, tenant_url=receiver.url), "--workers", "2") as (client, _):
+        vapi = create(client, VAPI, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        elevenlabs = create(client, ELEVENLABS, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        bland = create(client, BLAND, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        exotel = create(client, EXOTEL, receiver.url, ANSWERS, NO_ANSWER, BUSY)
+        for connection in (VAPI, ELEVENLABS, BLAND, EXOTEL):
+            advance(client, connection, times=3)
+        received = signed_events(receiver, 20)
+        assert outcomes(received, vapi) == [
+            ("campaign", "active"),
+            (None, "call.completed", 1, "answered", True),
+            (None, "call.failed", 1, "no_answer", True),
+            (None, "call.failed", 1, "busy", True),
+            ("campaign", "completed"),
+        ]
+        assert outcomes(received, elevenlabs) == [("0", "call.completed", None, "answered", None)]
+        assert outcomes(received, None) == [
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+        ]
+        assert outcomes(received, bland) == [
+            ("campaign", "active"),
+            ("campaign", "active"),
+            ("0", "call.completed", None, "answered", None),
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+            ("campaign", "completed"),
+        ]
+        assert outcomes(received, exotel) == [
+            ("0", "call.completed", None, "answered", None),
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+            ("1", "call.failed", None, "no_answer", None),
+            ("2", "call.failed", None, "busy", None),
+            ("campaign", "completed"),
+        ]
+        for connection, campaign in ((VAPI, vapi), (ELEVENLABS, elevenlabs), (EXOTEL, exotel)):
+            read = client.get(f"/v1/campaigns/{campaign}", headers={"X-Connection": connection}).json()
+            assert read["status"] == "completed"
 
 
 def test_an_endpoint_that_fails_gets_the_event_again_until_it_takes_it(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Vendor webhooks in (POST /v1/hooks/{token}), events pulled (GET /v1/events, redeliver), in process.
 
 Two tenants, each with a Sarvam sandbox connection with events (Sarvam signs: the connection has
-its signing secret) and t1 also a Hamsa one. Callbacks are posted the way the vendor posts them;
-hostile ones must be refused in the error envelope with nothing stored, and no tenant ever sees
-another's events.
+its signing secret) and t1 also a Hamsa and an Exotel one (Exotel may post form fields).
+Callbacks are posted the way the vendor posts them; hostile ones must be refused in the error
+envelope with nothing stored, and no tenant ever sees another's events.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -50,13 +51,16 @@ def write(directory: Path, webhooks: dict[str, Any] | None = None) -> Path:
         {"id": "reader", "hash": key_hash(READ_ONLY), "scopes": ["events:read"]},
     ]
     hamsa = {"name": "hamsa", "vendor": "hamsa", "base_url": "sandbox", "credentials": {"api_key": "k"}, "events": True}
+    exotel = {"name": "exotel", "vendor": "exotel", "base_url": "sandbox", "events": True,
+              "params": {"subdomain": "api", "account_sid": "s"},
+              "credentials": {"api_key": "k", "api_token": "t"}}  # fmt: skip
     document = {
         "mappings_dir": str(MAPPINGS),
         "public_url": "http://gateway.test",
         "events": {"store": str(directory / "events.sqlite3")},
         "tenants": [
             {"id": "t1", "keys": t1_keys, "webhooks": {"secret": SECRET, **(webhooks or {})},
-             "default_connection": "sarvam", "connections": [sarvam("sarvam", SARVAM_SECRET), hamsa]},
+             "default_connection": "sarvam", "connections": [sarvam("sarvam", SARVAM_SECRET), hamsa, exotel]},
             {"id": "t2", "keys": [{"id": "t2", "hash": key_hash(OTHER_KEY)}], "webhooks": {"secret": SECRET},
              "default_connection": "sarvam", "connections": [sarvam("sarvam", "sarvam-signing-secret-of-t2")]},
         ],
@@ -191,6 +195,34 @@ async def test_hostile_callbacks_are_refused_in_the_envelope_and_nothing_is_stor
     metrics = (await gateway.client.get("/metrics")).text
     for result, count in (("unknown_token", 1), ("unauthorized", 4), ("too_large", 1), ("invalid", 2)):
         assert re.search(rf'^gateway_events_received_total{{result="{result}",.*}} {count}\.0$', metrics, re.M), result
+
+
+async def test_a_callback_in_form_fields_is_read_where_the_vendors_map_says_so(gateway: Gateway) -> None:
+    """Exotel's map reads JSON and form fields (its docs show JSON; its older callbacks are forms)."""
+    hook = await gateway.hook("t1", "exotel")
+    fields = {"campaign_sid": "camp_abc123", "call_sid": "call_ghi789", "number": "+919876543211",
+              "date_created": "2024-01-15T09:20:00+05:30", "date_updated": "2024-01-15T09:20:45+05:30",
+              "status": "no-answer"}  # fmt: skip
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    stored = await post(gateway, hook, urlencode(fields).encode(), form)
+    assert (stored.status_code, stored.json()["status"]) == (200, "stored"), stored.text
+    again = await post(gateway, hook, orjson.dumps(fields), {"Content-Type": "application/json"})
+    assert again.json() == {"status": "duplicate", "event_id": stored.json()["event_id"]}  # one notification
+    [event] = (await gateway.events())["data"]
+    assert (event["type"], event["campaign_id"], event["data"]["outcome"]) == (
+        "call.failed",
+        "camp_abc123",
+        "no_answer",
+    )
+    assert event["data"]["recipient"]["phone_number"] == "+919876543211"
+    error = refused(await post(gateway, hook, b"status=\xff", form), 422, "validation_error")
+    assert (
+        error["message"]
+        == "the callback's body is not a JSON object or form fields (application/x-www-form-urlencoded)"
+    )
+    sarvam = await gateway.hook("t1", "sarvam")  # a vendor that posts JSON only: form fields are no JSON
+    body = urlencode({"attempt_id": "a1"}).encode()
+    refused(await post(gateway, sarvam, body, {**signed(body), **form}), 422, "validation_error")
 
 
 async def test_another_tenants_callbacks_never_reach_this_tenant(gateway: Gateway) -> None:

@@ -89,7 +89,13 @@ def test_golden_files_are_all_of_a_known_kind() -> None:
     assert len(RESPONSE_CASES) + len(REQUEST_CASES) == len(GOLDEN_FILES)
     vendors = {p.parent.name for p in GOLDEN_FILES}
     assert vendors == {"hamsa", "voiso", "sarvam", "generic", "vapi", "elevenlabs", "bland", "exotel"}
-    assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors}
+    # and, for vendors whose create takes a webhook URL, a create on a connection with events
+    hooked = {f"{v}/create_request_events" for v in ("vapi", "bland", "exotel")}
+    assert {case_id(p) for p in REQUEST_CASES} == {f"{v}/create_request" for v in vendors} | hooked
+    for path in REQUEST_CASES:  # with events the client's webhook_url is its destination, never sent on
+        case = json.loads(path.read_text())
+        assert ("hook_url" in case) is (case_id(path) in hooked), case_id(path)
+        assert "hook_url" not in case or "webhook_url" not in case["canonical_request"], case_id(path)
     for path in RESPONSE_CASES:
         case = json.loads(path.read_text())
         assert case["operation"] in ("get", "create", "list"), case_id(path)
@@ -157,8 +163,9 @@ def test_vendor_data_is_an_object_when_every_field_was_read() -> None:
 # ---------------------------------------------------------------------------------------------- requests
 
 
-def create_context(body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def create_context(body: dict[str, Any], params: dict[str, Any], hook_url: str | None = None) -> dict[str, Any]:
     return {
+        "hook_url": hook_url,  # the gateway's callback, on a connection with events
         "body": body,
         "id": None,
         "params": params,
@@ -176,7 +183,8 @@ def test_canonical_create_to_vendor_request(path: Path) -> None:
     assert operation.fields is not None
     assert operation.fields.apply(body, False, "vendor").problems == [], "the golden request is refused as it is"
     with lookups.using(tables(path, case)):  # the engine's own path: vendor_options merged where the map says
-        request = vendor_request(operation, create_context(body, case["params"]), path.parent.name)
+        context = create_context(body, case["params"], case.get("hook_url"))
+        request = vendor_request(operation, context, path.parent.name)
     expected = case["vendor_request"]
     assert request.method == expected["method"]
     assert request.path == expected["path"]

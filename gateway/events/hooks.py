@@ -2,10 +2,11 @@
 
 In this order, each refusal in the error envelope and nothing stored: an unknown token is a 404
 (before the body is read), a body over 1 MiB a 413, a failed check of the vendor's signature or
-token a 401, a body that is not a JSON object a 422. A payload the map reads as no event (a
-transcript chunk, a ping) is answered 200 ``ignored`` and not kept. An event is answered 200 only
-once it is stored (``stored``, or ``duplicate`` when the vendor's key for it was seen: a retry);
-if the outbox cannot be written the vendor gets a 503 and sends it again later.
+token a 401, a body that is not what the vendor sends (a JSON object, or form fields where its map
+says so) a 422. A payload the map reads as no event (a transcript chunk, a ping) is answered 200
+``ignored`` and not kept. An event is answered 200 only once it is stored (``stored``, or
+``duplicate`` when the vendor's key for it was seen: a retry); if the outbox cannot be written the
+vendor gets a 503 and sends it again later.
 
 The token is a secret: the access line shows the path as ``/v1/hooks/…``.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
 
 import orjson
 
@@ -54,13 +54,15 @@ async def receive_hook(
         if wrong is not None:
             received.labels(connection.vendor, "unauthorized").inc()
             raise Unauthorized(f"{connection.vendor} callback refused: {wrong}", vendor=connection.vendor)
-    payload = _payload(raw)
+    assert connection.map.events is not None  # a connection with events has a map that reads them (config)
+    reader = connection.map.events
+    payload = reader.payload(raw, headers.get(b"content-type", b"").decode("latin-1"))
     if payload is None:
         received.labels(connection.vendor, "invalid").inc()
-        details = [{"field": "body", "message": "a JSON object, as the vendor documents its webhooks"}]
-        raise ValidationFailed("the callback's body is not a JSON object", vendor=connection.vendor, details=details)
-    assert connection.map.events is not None  # a connection with events has a map that reads them (config)
-    found = connection.map.events.translate(payload)
+        expected = reader.expected()
+        details = [{"field": "body", "message": f"{expected}, as the vendor documents its webhooks"}]
+        raise ValidationFailed(f"the callback's body is not {expected}", vendor=connection.vendor, details=details)
+    found = reader.translate(payload)
     if found is None:
         received.labels(connection.vendor, "ignored").inc()
         return orjson.dumps({"status": "ignored"})
@@ -76,14 +78,6 @@ async def receive_hook(
         events.metrics.translated.labels(connection.vendor, found.type).inc()
         events.deliverer.wake()
     return orjson.dumps({"status": "duplicate" if duplicate else "stored", "event_id": event_id})
-
-
-def _payload(raw: bytes) -> dict[str, Any] | None:
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 async def _store(

@@ -62,7 +62,7 @@ _ERRORS = {
     "404": "No such event for this tenant (the hook: no such token)",
     "409": "The event has nowhere to go (no webhook_url for its campaign, no webhooks.url for the tenant)",
     "413": "The vendor's body is larger than 1 MiB",
-    "422": "Invalid query parameters (the hook: the body is not a JSON object)",
+    "422": "Invalid query parameters (the hook: the body is not what the vendor sends)",
     "429": "Rate limited (see Retry-After)",
     "503": "Events cannot be stored right now: the vendor should send it again",
 }
@@ -119,9 +119,14 @@ def paths(example: dict[str, Any]) -> dict[str, Any]:
         "Answered 200 once the event is stored.",
         keyed=False,
     )
+    payload = _ref("schemas", "VendorWebhook")
     hook["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": _ref("schemas", "VendorWebhook"), "example": {"attempt_id": "a1"}}},
+        "description": "JSON; form fields too from a vendor whose map says so (formats: [json, form])",
+        "content": {
+            "application/json": {"schema": payload, "example": {"attempt_id": "a1"}},
+            "application/x-www-form-urlencoded": {"schema": payload, "example": {"call_sid": "c1", "status": "busy"}},
+        },
     }
     return {
         "/v1/events": {

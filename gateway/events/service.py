@@ -139,7 +139,12 @@ class Events:
 
     async def hook_urls(self, tenant: Tenant) -> dict[str, str | None]:
         """Each events connection's hook URL, for GET /v1/connections (vendors whose webhook is set by hand)."""
-        wanted = [connection for connection in tenant.connections.values() if connection.events]
-        if wanted:
-            await self.start()
-        return {connection.name: self.hook_url(tenant, connection) for connection in wanted}
+        return {c.name: await self.connection_hook_url(tenant, c) for c in tenant.connections.values() if c.events}
+
+    async def connection_hook_url(self, tenant: Tenant, connection: Connection) -> str | None:
+        """The hook URL of a connection with events (else None): what is set by hand where the vendor's
+        webhook belongs to the whole account, and what a sandbox of such a vendor is told instead."""
+        if not connection.events:
+            return None
+        await self.start()
+        return self.hook_url(tenant, connection)

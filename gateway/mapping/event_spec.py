@@ -1,5 +1,6 @@
 """The ``events`` section of a vendor map: how the vendor's webhooks are checked and read.
 
+``formats`` says how the vendor encodes a callback (JSON unless it says form fields);
 ``verify`` lists the checks every callback must pass (the vendor's documented signature or
 token); ``payloads`` lists rules, the first whose ``when`` holds reads the payload into one
 canonical event. A payload no rule takes (or whose ``type`` reads as null) is acknowledged and
@@ -82,5 +83,11 @@ class PayloadSpec(Spec):
 
 
 class EventsSpec(Spec):
+    formats: list[Literal["json", "form"]] = Field(
+        default=["json"],
+        min_length=1,
+        description="How the vendor encodes a callback's body: json (an object) and/or form "
+        "(application/x-www-form-urlencoded fields, read as an object of text); with both, its Content-Type picks",
+    )
     verify: list[CheckSpec] = Field(default=[], description="Checks every callback must pass")
     payloads: list[PayloadSpec] = Field(min_length=1, description="Tried in turn; the first whose `when` holds")

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
 
 from gateway.events.models import EVENT_TYPES, EventData
 from gateway.mapping.conditions import ConditionError, Predicate, compile_condition
@@ -21,6 +24,8 @@ from gateway.mapping.transforms import Fn, MapError
 
 Loc = tuple[str | int, ...]
 KEY_SEPARATOR = "\x1f"
+FORM = "application/x-www-form-urlencoded"
+FORMAT_WORDS = {"json": "a JSON object", "form": f"form fields ({FORM})"}
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,30 @@ class _Rule:
 
 @dataclass(frozen=True)
 class EventMap:
-    """A vendor's events: the checks (bound per connection) and the translation of a payload."""
+    """A vendor's events: how a body is encoded, the checks (bound per connection) and the translation of a payload."""
 
+    formats: tuple[str, ...]
     checks: tuple[CheckSpec, ...]
     rules: tuple[_Rule, ...]
+
+    def payload(self, raw: bytes, content_type: str) -> dict[str, Any] | None:
+        """The object a callback's body holds, in the vendor's format; None when it holds none.
+
+        Form fields when the map says form and the vendor says so (or JSON is not one of its
+        formats): each field's text, a list where a name repeats. Otherwise a JSON object.
+        """
+        said_form = content_type.split(";", 1)[0].strip().lower() == FORM
+        if "form" in self.formats and (said_form or "json" not in self.formats):
+            return _form(raw)
+        try:
+            found = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    def expected(self) -> str:
+        """What a callback's body must be, in words."""
+        return " or ".join(FORMAT_WORDS[name] for name in self.formats)
 
     def required_credentials(self) -> set[str]:
         """The connection credentials the checks that are not optional name."""
@@ -78,7 +103,7 @@ def compile_events(spec: EventsSpec, scope: Scope, problems: list[MapError]) -> 
             rules.append(_rule(payload, ("events", "payloads", i), scope, problems))
         except MapError as exc:
             problems.append(exc)
-    return EventMap(tuple(spec.verify), tuple(rules))
+    return EventMap(tuple(dict.fromkeys(spec.formats)), tuple(spec.verify), tuple(rules))
 
 
 def _rule(spec: PayloadSpec, loc: Loc, scope: Scope, problems: list[MapError]) -> _Rule:
@@ -96,6 +121,14 @@ def _rule(spec: PayloadSpec, loc: Loc, scope: Scope, problems: list[MapError]) -
     # What the event carries at its top level is no vendor_data either.
     carried = Compiled(fn=fields.fn, consumed=[*fields.consumed, *campaign.consumed], reads=fields.reads)
     return _Rule(holds, kind.fn, campaign.fn, key, shaped_by(carried, spec.data, EventData))
+
+
+def _form(raw: bytes) -> dict[str, Any] | None:
+    try:
+        fields = parse_qs(raw.decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
+    return {name: values[0] if len(values) == 1 else values for name, values in fields.items()}
 
 
 def _optional(spec: Any, loc: Loc, scope: Scope) -> Compiled:
