@@ -55,7 +55,8 @@ def render_docs(openapi: dict[str, Any], capabilities: list[list[list[str]]]) ->
         f"<title>{_e(info['title'])} API</title><style>{_STYLE}</style>",
         f"<h1>{_e(info['title'])}</h1><p>{_e(info['description'])}</p>",
         "<nav><a href=#first-call>First call</a><a href=#headers>Headers</a><a href=#endpoints>Endpoints</a>"
-        "<a href=#errors>Errors</a><a href=#schemas>Schemas</a><a href=#capabilities>Vendors</a>"
+        "<a href=#errors>Errors</a><a href=#webhooks>Events</a><a href=#schemas>Schemas</a>"
+        "<a href=#capabilities>Vendors</a>"
         "<a href=/openapi.json>openapi.json</a></nav>",
         _FIRST_CALL.replace("{create}", _e(create)),
         _headers(openapi["components"]),
@@ -66,6 +67,7 @@ def render_docs(openapi: dict[str, Any], capabilities: list[list[list[str]]]) ->
         for method, operation in methods.items():
             parts.append(_operation(path, method, operation, parameters))
     parts.append(_ERRORS + _table(["status", "when"], [[s, r["description"]] for s, r in _error_answers(openapi)]))
+    parts.append(_webhooks(openapi.get("webhooks", {})))
     parts.append("<h2 id=schemas>Schemas</h2>")
     parts += [_schema(name, schema) for name, schema in openapi["components"]["schemas"].items()]
     parts.append(f"<h2 id=capabilities>Vendors</h2><p>{_e(LEGEND)}</p>")
@@ -123,6 +125,21 @@ def _operation(path: str, method: str, operation: dict[str, Any], parameters: di
     else:
         parts.append(f"<p class=example-answer>Answer {status}: {_e(answer['description'])} {_e(media)}</p>")
     parts.append(f"<p>Answers: {_e(', '.join(operation['responses']))}</p></div>")
+    return "".join(parts)
+
+
+def _webhooks(webhooks: dict[str, Any]) -> str:
+    """The events the gateway posts to your endpoint: each type, its signature headers, an example."""
+    parts = ["<h2 id=webhooks>Events we send you</h2>"]
+    for name, methods in webhooks.items():
+        operation = methods["post"]
+        headers = [[p["name"], p.get("description", "")] for p in operation.get("parameters", [])]
+        example = operation["requestBody"]["content"]["application/json"].get("example")
+        parts.append(f"<div class=op id=event-{_e(name)}><p><code>{_e(name)}</code> — {_e(operation['summary'])}</p>")
+        parts.append(f"<p>{_e(operation.get('description', ''))}</p>" + _table(["header", "meaning"], headers))
+        if example is not None:
+            parts.append(f"<pre class=example-answer>{_pretty(example)}</pre>")
+        parts.append("</div>")
     return "".join(parts)
 
 

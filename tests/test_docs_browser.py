@@ -149,6 +149,9 @@ def test_docs_page_in_headless_chromium(tmp_path: Path) -> None:
     assert not missing, f"/docs does not show {sorted(missing)}; it shows {sorted(page.endpoints)}"
     # a first call: how to authenticate, how to pick the vendor, an example for every endpoint
     assert {"auth", "connection", "headers", "capabilities"} <= page.ids, sorted(page.ids)
+    # the events a tenant's endpoint receives, each with its signature headers
+    assert {"webhooks", "event-call.completed", "event-call.failed", "event-campaign.status_changed"} <= page.ids
+    assert "webhook-signature" in page.text
     assert "Authorization: Bearer" in page.text and "X-Connection" in page.text
     for method, path in CONTRACT_ENDPOINTS:
         assert "example-answer" in page.examples[(method, path)], (method, path)
