@@ -256,6 +256,8 @@ def configure_logging(level: str, fmt: str) -> list[logging.Handler]:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs each call at info; the access line already tells each request once, with its upstream status
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return [handler]
 
 

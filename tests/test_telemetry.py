@@ -754,4 +754,6 @@ def test_log_format_is_json_when_stderr_is_not_a_terminal(tmp_path: Path) -> Non
             record = json.loads(text)  # every line on stderr is a JSON object
             assert isinstance(record, dict) and "time" in record, text
     assert any(json.loads(t).get("message", "").startswith("Started server process") for t in log.splitlines())
+    # one line per request: the HTTP client's own per-call lines (to the sandbox) stay out of the log
+    assert not [t for t in log.splitlines() if json.loads(t).get("logger") == "httpx"]
     assert DEMO_KEY not in log and "sandbox-key" not in log
