@@ -21,8 +21,8 @@ from starlette.routing import Route, Router
 
 from gateway import cache, capability_table, idempotency, inbound, inspection
 from gateway.accesslog import AccessLog
-from gateway.asgi import Receive, Scope, Send, respond
-from gateway.config import Config, Connection, Tenant
+from gateway.asgi import ANSWERS_KEY, Answer, Receive, Scope, Send, respond
+from gateway.config import Config, Connection, KeySpec, Tenant
 from gateway.docs import render_docs
 from gateway.engine import Call, Progress
 from gateway.errors import (
@@ -43,6 +43,7 @@ from gateway.keys import authenticate, require_scope
 from gateway.limits import STATE_KEY, ServerLimits
 from gateway.mapping import Page
 from gateway.openapi import build_openapi
+from gateway.ratelimit import Decision, MemoryRateLimiter
 from gateway.redact import redactor
 from gateway.reload import ConfigWatcher
 from gateway.routing import HOOK, match
@@ -109,8 +110,7 @@ class GatewayApp:
         current_record.set(record)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         try:
-            if sum(map(len, itertools.chain.from_iterable(scope["headers"]))) > MAX_HEADER_BYTES:
-                raise HeadersTooLarge(f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
+            _check_head_size(scope["headers"])
             matched = match(scope["method"], raw_path)
             if matched is None:
                 await self._service(scope, receive, send, record)
@@ -146,16 +146,11 @@ class GatewayApp:
             answer = await receive_hook(self.events, campaign_id or "", headers, receive, record)
             await _reply(send, record, 200, answer, [])
             return 200
-        tenant, key = authenticate(runtime.config, inbound.presented_key(headers))
-        record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
-        require_scope(key, route.scope)
+        tenant, key = _admit(runtime, route, headers, record)
         out: list[tuple[bytes, bytes]] = []
         buckets = runtime.buckets(tenant, key)
         if buckets:
-            decision = await runtime.limiter.check(buckets)
-            if not decision.allowed:
-                raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
-            out += [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
+            out += _limited(await runtime.limiter.check(buckets))
         if route.operation == "connections":
             hook_urls = await self.events.hook_urls(tenant)
             await _reply(send, record, 200, orjson.dumps(_connections(tenant, hook_urls)), out)
@@ -221,6 +216,47 @@ class GatewayApp:
         await _reply(send, record, status, body, out)
         return status
 
+    def answer_from_memory(self, scope: Scope) -> Answer | None:
+        """A GET whose answer is fresh in the in-memory cache, answered without awaiting anything.
+
+        The protocol asks this before it starts an ASGI task, so a hit costs no task and no ASGI
+        messages: the body, and the headers after content-type and content-length. None whenever
+        the request needs the full path, which then answers it: a miss, ``no-cache``, any error,
+        a rate limit that refuses, a Redis backend.
+        """
+        runtime = self.runtime
+        memory, limiter = runtime.cache, runtime.limiter
+        if not isinstance(memory, cache.MemoryCache) or not isinstance(limiter, MemoryRateLimiter):
+            return None
+        try:
+            _check_head_size(scope["headers"])
+            matched = match("GET", scope["raw_path"].decode("latin-1"))
+            if matched is None or matched[0].operation not in CACHEABLE:
+                return None
+            route, campaign_id = matched
+            headers = dict(scope["headers"])
+            if _no_cache(headers):
+                return None
+            record = RequestRecord(request_id=inbound.request_id(scope), method="GET", path=scope["path"])
+            tenant, key = _admit(runtime, route, headers, record)
+            connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
+            query = inbound.query_pairs(scope)
+            call = inbound.parse_call(route.operation, campaign_id, query)
+            ttl, place = _placement(runtime, tenant, connection, call, query)
+            entry = memory.peek(place.key) if ttl > 0 else None
+            if entry is None:
+                return None
+            buckets = runtime.buckets(tenant, key)
+            out = _limited(limiter.check_now(buckets)) if buckets else []
+        except GatewayError:
+            return None
+        record.connection, record.vendor = connection.name, connection.vendor
+        record.status, record.cache = 200, "HIT"
+        answer_headers = _stamped(record, [*out, *_hit_headers(entry)])
+        record.ms = (time.perf_counter() - record.started) * 1000
+        self.telemetry.record(record)
+        return entry.body, answer_headers
+
     async def _drop(self, runtime: Runtime, groups: list[cache.Parts]) -> None:
         """After a write: forget fetches in flight for these groups, and drop what is cached."""
         self.single_flight.forget(groups)
@@ -243,20 +279,17 @@ class GatewayApp:
         Concurrent misses for one entry make one upstream call (single flight).
         """
         upstream = runtime.upstream(tenant, connection)
-        ttl = _ttl(runtime.config, connection, call.operation)
+        ttl, place = _placement(runtime, tenant, connection, call, query)
         if ttl <= 0:
             record.cache = "BYPASS"
             body = _serialise(await self.events.run(tenant, connection, upstream, call))
             await _reply(send, record, 200, body, [*out, (b"x-cache", b"BYPASS")])
             return 200
-        query_key = inbound.normalised_query(query)
-        place = cache.placement(tenant.id, connection.fingerprint, call.operation, call.id, query_key)
-        if b"no-cache" in headers.get(b"cache-control", b"").lower():
+        if _no_cache(headers):
             record.cache = "BYPASS"
         elif (entry := await runtime.cache.get(place.key)) is not None:
             record.cache = "HIT"
-            age = str(max(0, int(time.time() - entry.stored_at))).encode()
-            await _reply(send, record, 200, entry.body, [*out, (b"x-cache", b"HIT"), (b"age", age)])
+            await _reply(send, record, 200, entry.body, [*out, *_hit_headers(entry)])
             return 200
         else:
             record.cache = "MISS"
@@ -331,7 +364,8 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                scope.get("state", {})[STATE_KEY] = self.limits  # for each connection's protocol
+                state = scope.get("state", {})  # for each connection's protocol
+                state[STATE_KEY], state[ANSWERS_KEY] = self.limits, self.answer_from_memory
                 self.watcher.start()
                 self._sharing = asyncio.get_running_loop().create_task(
                     self.telemetry.share(lambda: _circuits(self.runtime))
@@ -394,12 +428,55 @@ async def _reply(
     send: Send, record: RequestRecord, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """Every /v1 answer: with the request id and Server-Timing (vendor time, gateway time)."""
-    headers = [(b"x-request-id", record.request_id.encode()), (b"server-timing", record.server_timing()), *headers]
+    headers = _stamped(record, headers)
     if status == 204:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
     await respond(send, status, body, headers)
+
+
+def _stamped(record: RequestRecord, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(b"x-request-id", record.request_id.encode()), (b"server-timing", record.server_timing()), *headers]
+
+
+def _check_head_size(headers: list[tuple[bytes, bytes]]) -> None:
+    if sum(map(len, itertools.chain.from_iterable(headers))) > MAX_HEADER_BYTES:
+        raise HeadersTooLarge(f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
+
+
+def _admit(
+    runtime: Runtime, route: ApiRoute, headers: dict[bytes, bytes], record: RequestRecord
+) -> tuple[Tenant, KeySpec]:
+    """The tenant and key the presented key names, allowed the route's scope (else 401 / 403)."""
+    tenant, key = authenticate(runtime.config, inbound.presented_key(headers))
+    record.tenant, record.key, record.operation = tenant.id, key.id, route.operation
+    require_scope(key, route.scope)
+    return tenant, key
+
+
+def _limited(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers of an allowed request; a refused one is a 429."""
+    if not decision.allowed:
+        raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
+    return [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
+
+
+def _placement(
+    runtime: Runtime, tenant: Tenant, connection: Connection, call: Call, query: list[tuple[str, str]]
+) -> tuple[float, cache.Placement]:
+    """How long a read's answer is kept, and where."""
+    query_key = inbound.normalised_query(query)
+    place = cache.placement(tenant.id, connection.fingerprint, call.operation, call.id, query_key)
+    return _ttl(runtime.config, connection, call.operation), place
+
+
+def _no_cache(headers: dict[bytes, bytes]) -> bool:
+    return b"no-cache" in headers.get(b"cache-control", b"").lower()
+
+
+def _hit_headers(entry: cache.Entry) -> list[tuple[bytes, bytes]]:
+    return [(b"x-cache", b"HIT"), (b"age", str(max(0, int(time.time() - entry.stored_at))).encode())]
 
 
 def _handling_headers(call: Call, asked: bool) -> dict[str, str]:

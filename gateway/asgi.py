@@ -14,6 +14,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 JSON = b"application/json"
+# Where the app leaves, in the lifespan state, the function the protocol asks for answers it can give
+# without an ASGI task (cache hits): scope in, (body, headers) or None out.
+ANSWERS_KEY = "gateway.answers"
+Answer = tuple[bytes, list[tuple[bytes, bytes]]]
 
 
 async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -41,10 +45,10 @@ async def respond(
     headers: list[tuple[bytes, bytes]],
     content_type: bytes = JSON,
 ) -> None:
-    raw_headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
+    raw_headers = [*content_headers(body, content_type), *headers]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def content_headers(body: bytes, content_type: bytes = JSON) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]

@@ -131,6 +131,10 @@ class MemoryCache:
         self.evictions = 0
 
     async def get(self, key: Parts) -> Entry | None:
+        return self.peek(key)
+
+    def peek(self, key: Parts) -> Entry | None:
+        """``get`` without awaiting: the protocol answers hits with it before any task starts."""
         stored = self._entries.get(key)
         if stored is None:
             return None

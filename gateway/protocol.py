@@ -14,6 +14,10 @@ the app):
   answers 408 to a late body it is reading, this catches one it is not;
 - what the parser rejects is answered 400 ``bad_request`` (uvicorn's answer is plain text).
 
+And one shortcut: a plain GET (HTTP/1.1, kept alive, no body, nothing ahead of it on the
+connection) is first offered to the app's ``answer_from_memory``; a fresh cache hit is written
+at once, with no ASGI task or messages — the same answer the app would give through ASGI.
+
 Every such answer is the error envelope, ends the connection, and counts in
 ``gateway_connections_cut_total{reason}``. After an answer the connection lingers for a moment
 (``LINGER_SECONDS``), dropping what the client still sends: closed at once, a socket with unread
@@ -23,13 +27,18 @@ data resets, and the client could lose the answer before reading it.
 from __future__ import annotations
 
 import asyncio
+import logging
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
+import httptools
 import orjson
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.asgi import ANSWERS_KEY, Answer, content_headers
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout, ServerBusy
 from gateway.inbound import request_id
 from gateway.limits import RETRY_AFTER, STATE_KEY, ServerLimits
@@ -37,6 +46,9 @@ from gateway.limits import RETRY_AFTER, STATE_KEY, ServerLimits
 MAX_HEAD_BYTES = 64 * 1024
 BODY_GRACE_SECONDS = 1.0  # the app's own 408 for a body it is reading comes first
 LINGER_SECONDS = 1.0
+BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+log = logging.getLogger("gateway")
 
 
 class GatewayProtocol(HttpToolsProtocol):
@@ -49,6 +61,7 @@ class GatewayProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = app_state[STATE_KEY]
+        self.answers: Callable[[dict[str, Any]], Answer | None] | None = app_state.get(ANSWERS_KEY)
         self._address: str | None = None
         self._admitted = False
         self._timer: asyncio.TimerHandle | None = None
@@ -57,6 +70,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._in_body = False  # the head is complete, the body is not
         self._ended_one = False  # a request ended within the data being parsed
         self._cut = False  # answered or closed by the limits: nothing more is parsed
+        self._answered = False  # this request was answered at once (``_answer_at_once``): its events end here
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -105,10 +119,12 @@ class GatewayProtocol(HttpToolsProtocol):
             )
             self._answer(ServerBusy(message, headers={"Retry-After": RETRY_AFTER}), "over_capacity")
             return
-        super().on_headers_complete()
+        self._answered = self._answer_at_once()
+        if not self._answered:
+            super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._cut:
+        if not (self._cut or self._answered):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -116,7 +132,48 @@ class GatewayProtocol(HttpToolsProtocol):
             return
         self._in_body, self._ended_one = False, True
         self._disarm()
-        super().on_message_complete()
+        if self._answered:
+            self._answered = False
+        else:
+            super().on_message_complete()
+
+    def _answer_at_once(self) -> bool:
+        """Offer a plain GET to the app's ``answer_from_memory``; write its answer, if any, as uvicorn would."""
+        parser = self.parser
+        if (
+            self.answers is None
+            or parser.get_method() != b"GET"
+            or parser.get_http_version() != "1.1"
+            or not parser.should_keep_alive()
+            or parser.should_upgrade()
+            or (self.cycle is not None and not self.cycle.response_complete)  # an answer is still being made
+            or self.flow.write_paused  # the client is not reading: the full path waits for it
+            or any(name in BODY_HEADERS for name, _ in self.headers)
+        ):
+            return False
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        scope = {
+            "path": urllib.parse.unquote(path) if "%" in path else path,
+            "raw_path": url.path,
+            "query_string": url.query or b"",
+            "headers": self.headers,
+        }
+        try:
+            answer = self.answers(scope)
+        except Exception:  # a fault here must not fail the request: the full path answers it
+            log.exception("the cache-hit shortcut failed; the request takes the full path")
+            return False
+        if answer is None:
+            return False
+        body, headers = answer
+        self.transport.write(
+            _answer_bytes(200, [*self.server_state.default_headers, *content_headers(body), *headers], body)
+        )
+        self.server_state.total_requests += 1
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        return True
 
     def send_400_response(self, msg: str) -> None:
         self._answer(BadRequest("the request is not valid HTTP/1.1"), "bad_request")
@@ -142,14 +199,12 @@ class GatewayProtocol(HttpToolsProtocol):
         body = orjson.dumps(error.envelope(rid))
         headers = [
             *self.server_state.default_headers,
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
+            *content_headers(body),
             (b"connection", b"close"),
             (b"x-request-id", rid.encode()),
             *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
         ]
-        head = b"".join([STATUS_LINE[error.status], *(b"%s: %s\r\n" % header for header in headers), b"\r\n"])
-        self.transport.write(head + body)
+        self.transport.write(_answer_bytes(error.status, headers, body))
         self._cut = True
         self.limits.on_cut(reason)
         if self.transport.can_write_eof():
@@ -170,3 +225,7 @@ class GatewayProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _answer_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    return b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % header for header in headers), b"\r\n", body])

@@ -84,6 +84,10 @@ class MemoryRateLimiter:
         self._tats: dict[str, float] = {}
 
     async def check(self, buckets: list[Bucket]) -> Decision:
+        return self.check_now(buckets)
+
+    def check_now(self, buckets: list[Bucket]) -> Decision:
+        """``check`` without awaiting, for the protocol's cache hits."""
         now = time.monotonic()
         decision, new_tats = decide(buckets, [self._tats.get(b.name, now) for b in buckets], now)
         if decision.allowed:
