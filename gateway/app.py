@@ -46,7 +46,7 @@ from gateway.openapi import build_openapi
 from gateway.ratelimit import Decision, MemoryRateLimiter
 from gateway.redact import redactor
 from gateway.reload import ConfigWatcher
-from gateway.routing import HOOK, match
+from gateway.routing import HOOK, logged_path, match
 from gateway.routing import Route as ApiRoute
 from gateway.runtime import Runtime, TransportFactory, build_runtime, close_runtime, retire
 from gateway.sandboxing import SandboxLink
@@ -106,7 +106,9 @@ class GatewayApp:
             return
         if scope["type"] != "http":
             return
-        record = RequestRecord(request_id=inbound.request_id(scope), method=scope["method"], path=scope["path"])
+        record = RequestRecord(
+            request_id=inbound.request_id(scope), method=scope["method"], path=logged_path(scope["path"])
+        )
         current_record.set(record)
         raw_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         try:

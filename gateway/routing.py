@@ -14,6 +14,7 @@ from gateway.errors import MethodNotAllowed, NotFound
 WRITE, READ = "campaigns:write", "campaigns:read"
 EVENTS_WRITE, EVENTS_READ = "events:write", "events:read"
 HOOK = "hook"  # a vendor's callback: authenticated by its token (and the vendor's signature), not by a key
+HOOKS_PATH = "/v1/hooks/"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ _SANDBOX = {
     "faults": _sandbox_endpoint("faults", "GET", "POST", "DELETE"),
     "advance": _sandbox_endpoint("advance", "POST"),
 }
+
+
+def logged_path(path: str) -> str:
+    """A request path as logs show it: a hook's token is a secret in the URL, so it is left out."""
+    return HOOKS_PATH + "…" if path.startswith(HOOKS_PATH) else path
 
 
 def match(method: str, raw_path: str) -> tuple[Route, str | None] | None:

@@ -197,6 +197,23 @@ async def test_hostile_callbacks_are_refused_in_the_envelope_and_nothing_is_stor
         assert re.search(rf'^gateway_events_received_total{{result="{result}",.*}} {count}\.0$', metrics, re.M), result
 
 
+async def test_a_hook_token_never_reaches_the_access_line_whatever_the_method(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook, body = await gateway.hook("t1", "sarvam"), attempt()
+    token = hook.rsplit("/", 1)[1]
+    caplog.set_level("INFO", logger="gateway.access")
+    answers = {
+        "POST": await post(gateway, hook, body, signed(body)),
+        "GET": await gateway.client.get(hook),  # a person or a vendor's probe opening the URL: 405
+        "DELETE": await gateway.client.delete(hook + "/x"),  # no such endpoint: 404
+    }
+    assert {method: a.status_code for method, a in answers.items()} == {"POST": 200, "GET": 405, "DELETE": 404}
+    lines = [r.fields for r in caplog.records if r.name == "gateway.access"]  # type: ignore[attr-defined]
+    assert sorted(line["method"] for line in lines if line["path"] == "/v1/hooks/…") == ["DELETE", "GET", "POST"]
+    assert not [line for line in lines if token in str(line)]
+
+
 async def test_a_callback_in_form_fields_is_read_where_the_vendors_map_says_so(gateway: Gateway) -> None:
     """Exotel's map reads JSON and form fields (its docs show JSON; its older callbacks are forms)."""
     hook = await gateway.hook("t1", "exotel")

@@ -23,7 +23,7 @@ from gateway.asgi import Receive, read_body
 from gateway.config import Connection, Tenant
 from gateway.errors import NotFound, PayloadTooLarge, Unauthorized, UpstreamUnavailable, ValidationFailed
 from gateway.events.outbox import NewEvent, iso, new_event_id
-from gateway.events.service import HOOKS_PATH, Events
+from gateway.events.service import Events
 from gateway.mapping.events import VendorEvent
 from gateway.telemetry import RequestRecord
 
@@ -35,7 +35,7 @@ async def receive_hook(
     events: Events, token: str, headers: dict[bytes, bytes], receive: Receive, record: RequestRecord
 ) -> bytes:
     """The answer's body for a vendor's callback; every refusal is raised as a GatewayError."""
-    record.path, record.operation = HOOKS_PATH + "…", "hook"
+    record.operation = "hook"
     await events.start()
     owner = events.owner(token)
     if owner is None:

@@ -34,9 +34,8 @@ from gateway.events.sqlite_outbox import SqliteOutbox
 from gateway.events.verify import Check, bind
 from gateway.mapping import Page
 from gateway.metrics import Metrics
+from gateway.routing import HOOKS_PATH
 from gateway.upstream import Upstream
-
-HOOKS_PATH = "/v1/hooks/"
 
 
 def open_outbox(config: Config) -> Outbox:
