@@ -56,6 +56,7 @@ log = logging.getLogger("gateway")
 
 CACHEABLE = frozenset({"get", "list", "recipients_list"})
 MAX_HEADER_BYTES = 16 * 1024
+CLOSE_SECONDS = 10.0  # the most each part of a shutdown may take
 STOPPED = "the gateway is shutting down and stopped this request before it finished; it may have taken effect"
 
 
@@ -381,11 +382,21 @@ class GatewayApp:
                 return
 
     async def aclose(self) -> None:
-        await self.watcher.stop()
+        """Stop what this app runs. A part that does not stop within CLOSE_SECONDS is logged and left
+        behind: a shutdown that never ends would keep the process (and its port) forever."""
         if self._sharing is not None:
             self._sharing.cancel()
-        await self.events.close()
-        await close_runtime(self.runtime)
+        parts = {
+            "config watcher": self.watcher.stop,
+            "events": self.events.close,
+            "vendor and backend clients": lambda: close_runtime(self.runtime),
+        }
+        for name, close in parts.items():
+            try:
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await close()
+            except TimeoutError:
+                log.error("shutdown: the %s did not stop within %g s; left behind", name, CLOSE_SECONDS)
         self.telemetry.close()
 
 
