@@ -47,6 +47,16 @@ def _at(days: int) -> str:
 
 START_AT = _at(30)
 END_AT = _at(60)
+
+
+def ann_and_abe() -> list[dict[str, object]]:
+    """The two recipients a create gives, on every vendor that takes names (fresh each time)."""
+    return [
+        {"phone_number": "+14155550111", "name": "Ann", "variables": {"plan": "gold"}},
+        {"phone_number": "+14155550112", "name": "Abe"},
+    ]
+
+
 LENIENT = {"Prefer": "handling=lenient"}
 NEW_RECIPIENTS = [
     {"phone_number": "+14155550122", "name": "Bob", "variables": {"tier": "gold"}},
@@ -91,10 +101,7 @@ HAMSA = VendorCase(
         "name": name,
         "agent_id": "3f2a6c1e-8b7d-4e2f-9a10-1b2c3d4e5f60",
         "from_number": "+14155550100",
-        "recipients": [
-            {"phone_number": "+14155550111", "name": "Ann", "variables": {"plan": "gold"}},
-            {"phone_number": "+14155550112", "name": "Abe"},
-        ],
+        "recipients": ann_and_abe(),
         "start_at": START_AT,
         "schedule": {
             "timezone": "Europe/Berlin",
@@ -301,10 +308,7 @@ VAPI = VendorCase(
         "name": name,
         "agent_id": "4c7e2b1a-9d3f-4e5a-8b6c-0d1e2f3a4b5c",
         "from_number": "+14155550100",  # one of the sandbox organization's phone numbers
-        "recipients": [
-            {"phone_number": "+14155550111", "name": "Ann", "variables": {"plan": "gold"}},
-            {"phone_number": "+14155550112", "name": "Abe"},
-        ],
+        "recipients": ann_and_abe(),
         "start_at": START_AT,
         "schedule": {"end_at": END_AT},
         "max_concurrent_calls": 4,
@@ -411,10 +415,7 @@ BLAND = VendorCase(
         "name": name,
         "agent_id": "c2b4e1f0-8a7d-4b6c-9e5f-1a2b3c4d5e6f",
         "from_number": "+14155550100",
-        "recipients": [
-            {"phone_number": "+14155550111", "name": "Ann", "variables": {"plan": "gold"}},
-            {"phone_number": "+14155550112", "name": "Abe"},
-        ],
+        "recipients": ann_and_abe(),
         "start_at": START_AT,
         "webhook_url": "https://hooks.example.com/bland",
     },
