@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from gateway import cache, capability_table, idempotency, inbound, inspection
+from gateway import cache, capability_table, hits, idempotency, inbound, inspection
 from gateway.accesslog import AccessLog
 from gateway.asgi import ANSWERS_KEY, Answer, Receive, Scope, Send, respond
 from gateway.config import Config, Connection, KeySpec, Tenant
@@ -54,7 +54,6 @@ from gateway.telemetry import RequestRecord, Telemetry, current_record
 
 log = logging.getLogger("gateway")
 
-CACHEABLE = frozenset({"get", "list", "recipients_list"})
 MAX_HEADER_BYTES = 16 * 1024
 CLOSE_SECONDS = 10.0  # the most each part of a shutdown may take
 STOPPED = "the gateway is shutting down and stopped this request before it finished; it may have taken effect"
@@ -175,7 +174,7 @@ class GatewayApp:
             return status
         query = inbound.query_pairs(scope)
         call = inbound.parse_call(route.operation, campaign_id, query)
-        if route.operation in CACHEABLE:
+        if route.operation in hits.CACHEABLE:
             return await self._read(runtime, tenant, connection, call, query, headers, send, out, record)
         raw = b""
         if route.has_body:
@@ -233,27 +232,19 @@ class GatewayApp:
             return None
         try:
             _check_head_size(scope["headers"])
-            matched = match("GET", scope["raw_path"].decode("latin-1"))
-            if matched is None or matched[0].operation not in CACHEABLE:
-                return None
-            route, campaign_id = matched
             headers = dict(scope["headers"])
             if _no_cache(headers):
                 return None
             record = RequestRecord(request_id=inbound.request_id(scope), method="GET", path=scope["path"])
-            tenant, key = _admit(runtime, route, headers, record)
-            connection = inbound.pick_connection(tenant, headers.get(b"x-connection"))
-            query = inbound.query_pairs(scope)
-            call = inbound.parse_call(route.operation, campaign_id, query)
-            ttl, place = _placement(runtime, tenant, connection, call, query)
-            entry = memory.peek(place.key) if ttl > 0 else None
-            if entry is None:
+            plan = hits.plan_for(runtime, scope, headers)
+            entry = memory.peek(plan.place.key) if plan is not None and plan.ttl > 0 else None
+            if plan is None or entry is None:
                 return None
-            buckets = runtime.buckets(tenant, key)
-            out = _limited(limiter.check_now(buckets)) if buckets else []
+            out = _limited(limiter.check_now(plan.buckets)) if plan.buckets else []
         except GatewayError:
             return None
-        record.connection, record.vendor = connection.name, connection.vendor
+        record.tenant, record.key, record.operation = plan.tenant.id, plan.key.id, plan.route.operation
+        record.connection, record.vendor = plan.connection.name, plan.connection.vendor
         record.status, record.cache = 200, "HIT"
         answer_headers = _stamped(record, [*out, *_hit_headers(entry)])
         record.ms = (time.perf_counter() - record.started) * 1000
@@ -282,7 +273,7 @@ class GatewayApp:
         Concurrent misses for one entry make one upstream call (single flight).
         """
         upstream = runtime.upstream(tenant, connection)
-        ttl, place = _placement(runtime, tenant, connection, call, query)
+        ttl, place = hits.placement(runtime.config, tenant, connection, call, query)
         if ttl <= 0:
             record.cache = "BYPASS"
             body = _serialise(await self.events.run(tenant, connection, upstream, call))
@@ -415,15 +406,6 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
-def _ttl(config: Config, connection: Connection, operation: str) -> float:
-    """Config's per-operation TTL, else the map's, else the default."""
-    spec = config.cache
-    if operation in spec.ttl_by_operation:
-        return spec.ttl_by_operation[operation]  # type: ignore[index]
-    mapped = connection.map.operations[operation].cache_ttl if operation in connection.map.operations else None
-    return spec.ttl_seconds if mapped is None else mapped
-
-
 def _serialise(result: Any) -> bytes:
     if isinstance(result, Page):
         return orjson.dumps({"data": result.items, "next_cursor": result.next_cursor})
@@ -473,15 +455,6 @@ def _limited(decision: Decision) -> list[tuple[bytes, bytes]]:
     if not decision.allowed:
         raise RateLimited("rate limit exceeded; retry after Retry-After seconds", headers=decision.headers())
     return [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
-
-
-def _placement(
-    runtime: Runtime, tenant: Tenant, connection: Connection, call: Call, query: list[tuple[str, str]]
-) -> tuple[float, cache.Placement]:
-    """How long a read's answer is kept, and where."""
-    query_key = inbound.normalised_query(query)
-    place = cache.placement(tenant.id, connection.fingerprint, call.operation, call.id, query_key)
-    return _ttl(runtime.config, connection, call.operation), place
 
 
 def _no_cache(headers: dict[bytes, bytes]) -> bool:

@@ -30,9 +30,13 @@ def authenticate(config: Config, presented: str | None, now: datetime | None = N
     if found is None:
         raise Unauthorized("missing or invalid API key")
     _tenant, key = found
-    if key.disabled or (key.expires_at is not None and key.expires_at <= (now or datetime.now(UTC))):
+    if key.disabled or expired(key, now or datetime.now(UTC)):
         raise Unauthorized("missing or invalid API key")
     return found
+
+
+def expired(key: KeySpec, now: datetime) -> bool:
+    return key.expires_at is not None and key.expires_at <= now
 
 
 def require_scope(key: KeySpec, scope: str) -> None:

@@ -228,4 +228,5 @@ class GatewayProtocol(HttpToolsProtocol):
 
 
 def _answer_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    return b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % header for header in headers), b"\r\n", body])
+    head = b"\r\n".join(map(b": ".join, headers))
+    return b"".join([STATUS_LINE[status], head, b"\r\n\r\n" if head else b"\r\n", body])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from gateway import cache
 from gateway.config import Config, Connection, KeySpec, Tenant
+from gateway.hits import HitPlan, PlanKey
 from gateway.idempotency import IdempotencyStore, MemorySlots
 from gateway.idempotency_redis import RedisSlots
 from gateway.ratelimit import Bucket, MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -32,6 +33,7 @@ class Runtime:
     limiter: RateLimiter
     slots: MemorySlots | RedisSlots
     idempotency: IdempotencyStore = field(init=False)
+    hit_plans: dict[PlanKey, HitPlan] = field(init=False, default_factory=dict)  # see gateway/hits.py
 
     def __post_init__(self) -> None:
         self.idempotency = IdempotencyStore(self.slots)
