@@ -71,6 +71,10 @@ class GatewayProtocol(HttpToolsProtocol):
         self._ended_one = False  # a request ended within the data being parsed
         self._cut = False  # answered or closed by the limits: nothing more is parsed
         self._answered = False  # this request was answered at once (``_answer_at_once``): its events end here
+        # Keep-alive after answers given at once: one timer, re-armed only when it fires early, instead
+        # of a timer made and cancelled per answer. ``_idle_from`` is None while a request is under way.
+        self._idle_from: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -80,6 +84,9 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._admitted:
             self._admitted = False
             self.limits.release(self._address)
@@ -171,9 +178,30 @@ class GatewayProtocol(HttpToolsProtocol):
             _answer_bytes(200, [*self.server_state.default_headers, *content_headers(body), *headers], body)
         )
         self.server_state.total_requests += 1
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self._idle_from = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_due)
         return True
+
+    def _unset_keepalive_if_required(self) -> None:
+        """Data came, or an answer ended: not idle (uvicorn's own timer, if armed, is cancelled)."""
+        super()._unset_keepalive_if_required()
+        self._idle_from = None
+
+    def _idle_due(self) -> None:
+        """Close after ``timeout_keep_alive`` of quiet since the last answer given at once.
+
+        Busy (a request under way), the timer lapses: the next answer arms a timer again, ours or
+        uvicorn's. Quiet for less than the timeout, it waits for the rest.
+        """
+        self._idle_timer = None
+        if self._idle_from is None:
+            return
+        rest = self._idle_from + self.timeout_keep_alive - self.loop.time()
+        if rest > 0:
+            self._idle_timer = self.loop.call_later(rest, self._idle_due)
+        else:
+            self.timeout_keep_alive_handler()
 
     def send_400_response(self, msg: str) -> None:
         self._answer(BadRequest("the request is not valid HTTP/1.1"), "bad_request")

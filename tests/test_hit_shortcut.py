@@ -123,7 +123,6 @@ async def test_a_plain_get_is_answered_at_once_with_no_asgi_task() -> None:
     assert lines[1:3] == [b"date: Mon, 30 Nov 2026 02:00:00 GMT", b"server: uvicorn"]  # as on the full path
     assert body == BODY
     assert not harness.protocol.tasks and harness.app_calls == []
-    assert harness.protocol.timeout_keep_alive_task is not None  # kept alive, as after any answer
     assert [(s["path"], s["raw_path"], s["query_string"]) for s in asked] == [
         ("/v1/campaigns/a/b", b"/v1/campaigns/a%2Fb", b"x=1")
     ]
@@ -194,6 +193,44 @@ async def test_a_get_behind_an_answer_in_progress_waits_its_turn() -> None:
     assert written.index(b"/slow") < written.rindex(b"\r\n\r\n")
     bodies = [part.rpartition(b"\r\n\r\n")[2] for part in written.split(b"HTTP/1.1 200 OK")[1:]]
     assert bodies == [b"/slow", b"/fast"]
+    harness.close()
+
+
+PLAIN_GET = b"GET /v1/campaigns/c-1 HTTP/1.1\r\nHost: g\r\n\r\n"
+
+
+async def test_a_connection_answered_at_once_closes_after_the_keep_alive_timeout_of_quiet() -> None:
+    harness = Harness(hit_everything)
+    harness.protocol.timeout_keep_alive = 1.0
+    for _ in range(4):  # 1.6 s in all, never 1 s quiet: the first answer's timer must not close it
+        assert (await harness.send(PLAIN_GET)).startswith(b"HTTP/1.1 200 OK")
+        await asyncio.sleep(0.4)
+        assert not harness.transport.closing
+    await asyncio.sleep(1.5)
+    assert harness.transport.closing
+    harness.close()
+
+
+async def test_a_request_under_way_when_the_quiet_timer_fires_keeps_its_connection() -> None:
+    """A hit, then a full-path request that outlasts the keep-alive timeout: not closed under it."""
+    release = asyncio.Event()
+
+    async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
+        await send({"type": "http.response.body", "body": b"slow"})
+
+    harness = Harness(lambda scope: None if scope["path"] == "/slow" else (b"hit", []))
+    harness.protocol.app = slow_app
+    harness.protocol.timeout_keep_alive = 0.5
+    assert (await harness.send(PLAIN_GET)).startswith(b"HTTP/1.1 200 OK")
+    await harness.send(b"GET /slow HTTP/1.1\r\nHost: g\r\n\r\n")
+    await asyncio.sleep(1.0)  # the hit's timer came due while /slow was under way
+    assert not harness.transport.closing
+    release.set()
+    assert (await harness.send(b"")).endswith(b"slow")
+    await asyncio.sleep(1.0)  # then uvicorn's own keep-alive timer closes the quiet connection
+    assert harness.transport.closing
     harness.close()
 
 
