@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 MAX_PENDING_BYTES = 256 * 1024
-Render = Callable[[dict[str, Any]], bytes]
+Render = Callable[[Any], bytes]  # a record (a dataclass or a dict) to its line
 
 
 class AccessLog:
@@ -41,8 +41,8 @@ class AccessLog:
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
 
-    def write(self, fields: dict[str, Any]) -> None:
-        line = self._render(fields)
+    def write(self, record: Any) -> None:
+        line = self._render(record)
         with self._lock:
             self._pending += line
             full = len(self._pending) > MAX_PENDING_BYTES
@@ -94,5 +94,5 @@ def _atomic_write_size(fd: int) -> int:
     return select.PIPE_BUF if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else sys.maxsize
 
 
-def json_line(fields: dict[str, Any]) -> bytes:
-    return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+def json_line(record: Any) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)

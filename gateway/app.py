@@ -130,7 +130,7 @@ class GatewayApp:
             body = {"error": {"code": "internal_error", "message": "internal error", "request_id": record.request_id}}
             await _reply(send, record, 500, orjson.dumps(body), [])
         finally:
-            record.ms = (time.perf_counter() - record.started) * 1000
+            record.ms = record.elapsed_ms()
             self.telemetry.record(record)
 
     async def _api(
@@ -247,7 +247,7 @@ class GatewayApp:
         record.connection, record.vendor = plan.connection.name, plan.connection.vendor
         record.status, record.cache = 200, "HIT"
         answer_headers = _stamped(record, [*out, *_hit_headers(entry)])
-        record.ms = (time.perf_counter() - record.started) * 1000
+        record.ms = record.elapsed_ms()
         self.telemetry.record(record)
         return entry.body, answer_headers
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -30,12 +31,19 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 MULTIPROCESS_ENV = "GATEWAY_METRICS_DIR"  # the folder workers share their metrics in (set by serve --workers)
 
 
-@dataclass(slots=True)
+@dataclass
 class RequestRecord:
-    request_id: str
-    method: str
-    path: str
-    started: float = field(default_factory=time.perf_counter)
+    """One request as it is answered, then logged: its public fields, in this order, are the access line.
+
+    orjson writes a dataclass's fields in order and leaves out those whose name starts with an
+    underscore, so the line is rendered from the record itself, with no dict built per request
+    (a dataclass without ``__slots__``: orjson reads its ``__dict__`` at once).
+    """
+
+    time: str = ""  # set when the line is written
+    request_id: str = ""
+    method: str = ""
+    path: str = ""
     status: int = 0
     tenant: str | None = None
     key: str | None = None
@@ -45,10 +53,11 @@ class RequestRecord:
     upstream_status: int | None = None
     cache: str | None = None
     error: str | None = None
+    ms: float = 0.0
     upstream_ms: float = 0.0
     retries: int = 0
-    ms: float = 0.0
     dropped: list[str] | None = None  # canonical fields a lenient write left out
+    _started: float = field(default_factory=perf_counter)
 
     def add_upstream(self, seconds: float) -> None:
         self.upstream_ms += seconds * 1000
@@ -56,32 +65,23 @@ class RequestRecord:
     def add_retry(self) -> None:
         self.retries += 1
 
+    def elapsed_ms(self) -> float:
+        return (perf_counter() - self._started) * 1000
+
     def server_timing(self) -> bytes:
         """``Server-Timing``: the vendor's time and the gateway's own, so far, in milliseconds."""
-        total = (time.perf_counter() - self.started) * 1000
         upstream = self.upstream_ms
-        return f"upstream;dur={upstream:.3f}, gateway;dur={max(0.0, total - upstream):.3f}".encode()
+        return f"upstream;dur={upstream:.3f}, gateway;dur={max(0.0, self.elapsed_ms() - upstream):.3f}".encode()
+
+    def seal(self) -> None:
+        """The request is answered: stamp the time, round the durations, mask what the client chose
+        (a path or request id could hold a credential; the rest comes from config and code)."""
+        self.time = _clock.now()
+        self.ms, self.upstream_ms = round(self.ms, 3), round(self.upstream_ms, 3)
+        self.path, self.request_id = redactor.mask(self.path), redactor.mask(self.request_id)
 
     def log_fields(self) -> dict[str, Any]:
-        return {
-            "time": _clock.now(),
-            "request_id": self.request_id,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "tenant": self.tenant,
-            "key": self.key,
-            "connection": self.connection,
-            "vendor": self.vendor,
-            "operation": self.operation,
-            "upstream_status": self.upstream_status,
-            "cache": self.cache,
-            "error": self.error,
-            "ms": round(self.ms, 3),
-            "upstream_ms": round(self.upstream_ms, 3),
-            "retries": self.retries,
-            "dropped": self.dropped,
-        }
+        return {name: value for name, value in vars(self).items() if not name.startswith("_")}
 
 
 class AccessRecord(logging.LogRecord):
@@ -171,13 +171,12 @@ class Telemetry:
             self._dropped[(vendor, name)] = self._dropped.get((vendor, name), 0.0) + 1
         self.metrics.changed = True
         if self.access is not None:
-            fields = record.log_fields()
-            # What a client chose could hold a credential: masked here (the rest comes from config and code).
-            fields["path"], fields["request_id"] = redactor.mask(record.path), redactor.mask(record.request_id)
-            self.access.write(fields)
+            record.seal()
+            self.access.write(record)
         elif access_log.isEnabledFor(logging.INFO):
             # Embedded (tests, tools): through logging, as any handler expects. What the serve
             # command wires up is the AccessLog writer above, off the event loop.
+            record.seal()
             access_log.handle(AccessRecord(record.log_fields()))
 
     def set_circuits(self, states: dict[str, str]) -> None:
@@ -237,7 +236,7 @@ def access_writer(spec: LoggingSpec) -> AccessLog | None:
     """The access-line writer a served worker uses (None when the level hides access lines)."""
     if logging.getLevelName(spec.level.upper()) > logging.INFO:
         return None
-    render = json_line if _json_lines(spec.format) else (lambda fields: (access_text(fields) + "\n").encode())
+    render = json_line if _json_lines(spec.format) else text_line
     return AccessLog(sys.stderr.fileno(), render, spec.flush_seconds)
 
 
@@ -259,6 +258,10 @@ def configure_logging(level: str, fmt: str) -> list[logging.Handler]:
     # httpx logs each call at info; the access line already tells each request once, with its upstream status
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return [handler]
+
+
+def text_line(record: RequestRecord) -> bytes:
+    return (access_text(record.log_fields()) + "\n").encode()
 
 
 def access_text(fields: dict[str, Any]) -> str:
