@@ -28,6 +28,7 @@ from gateway.redact import redactor
 
 access_log = logging.getLogger("gateway.access")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+FOLD_EVERY = 256  # requests counted together (a scrape or snapshot counts what is left first)
 MULTIPROCESS_ENV = "GATEWAY_METRICS_DIR"  # the folder workers share their metrics in (set by serve --workers)
 
 
@@ -144,6 +145,7 @@ class Telemetry:
         self._errors, self._retries = tables["gateway_upstream_errors"], tables["gateway_upstream_retries"]
         self._dropped, self._circuits = tables["gateway_dropped_fields"], tables["gateway_circuit_open"]
         self._cut = tables["gateway_connections_cut"]
+        self._unfolded: list[RequestRecord] = []  # answered, not yet counted (see ``record``)
 
     def cut(self, reason: str) -> None:
         """A client connection the server's limits answered early or closed."""
@@ -151,25 +153,11 @@ class Telemetry:
         self.metrics.changed = True
 
     def record(self, record: RequestRecord) -> None:
-        vendor, operation = record.vendor or "", record.operation or ""
-        key = (record.tenant or "", record.connection or "", vendor, operation, str(record.status))
-        self._requests[key] = self._requests.get(key, 0.0) + 1
-        timed = (vendor, operation)
-        observe = self.metrics.observe
-        observe("gateway_request_duration_seconds", timed, record.ms / 1000)
-        if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
-            observe("gateway_upstream_duration_seconds", timed, record.upstream_ms / 1000)
-        if record.vendor is not None:
-            observe("gateway_overhead_duration_seconds", timed, max(0.0, record.ms - record.upstream_ms) / 1000)
-        if record.cache is not None:
-            self._cache[(record.cache,)] = self._cache.get((record.cache,), 0.0) + 1
-        if record.retries:
-            self._retries[(vendor,)] = self._retries.get((vendor,), 0.0) + record.retries
-        if record.error is not None and record.error.startswith("upstream_"):
-            self._errors[(vendor, record.error)] = self._errors.get((vendor, record.error), 0.0) + 1
-        for name in record.dropped or ():
-            self._dropped[(vendor, name)] = self._dropped.get((vendor, name), 0.0) + 1
-        self.metrics.changed = True
+        """Log the request now; count it with the next batch (at most ``FOLD_EVERY`` later, and before
+        any scrape or snapshot): the tables are then updated in one tight loop, not between requests."""
+        self._unfolded.append(record)
+        if len(self._unfolded) >= FOLD_EVERY:
+            self._fold()
         if self.access is not None:
             record.seal()
             self.access.write(record)
@@ -179,12 +167,44 @@ class Telemetry:
             record.seal()
             access_log.handle(AccessRecord(record.log_fields()))
 
+    def _fold(self) -> None:
+        records, self._unfolded = self._unfolded, []
+        requests, cache, retries, errors, dropped = (
+            self._requests,
+            self._cache,
+            self._retries,
+            self._errors,
+            self._dropped,
+        )
+        observe = self.metrics.observe
+        for record in records:
+            vendor, operation = record.vendor or "", record.operation or ""
+            key = (record.tenant or "", record.connection or "", vendor, operation, str(record.status))
+            requests[key] = requests.get(key, 0.0) + 1
+            timed = (vendor, operation)
+            observe("gateway_request_duration_seconds", timed, record.ms / 1000)
+            if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
+                observe("gateway_upstream_duration_seconds", timed, record.upstream_ms / 1000)
+            if record.vendor is not None:
+                observe("gateway_overhead_duration_seconds", timed, max(0.0, record.ms - record.upstream_ms) / 1000)
+            if record.cache is not None:
+                cache[(record.cache,)] = cache.get((record.cache,), 0.0) + 1
+            if record.retries:
+                retries[(vendor,)] = retries.get((vendor,), 0.0) + record.retries
+            if record.error is not None and record.error.startswith("upstream_"):
+                errors[(vendor, record.error)] = errors.get((vendor, record.error), 0.0) + 1
+            for name in record.dropped or ():
+                dropped[(vendor, name)] = dropped.get((vendor, name), 0.0) + 1
+        if records:
+            self.metrics.changed = True
+
     def set_circuits(self, states: dict[str, str]) -> None:
         for connection, state in states.items():
             self._circuits[(connection,)] = 1.0 if state == "open" else 0.0
         self.metrics.changed = True
 
     def exposition(self) -> bytes:
+        self._fold()
         return self.metrics.exposition()
 
     async def share(self, circuits: Callable[[], dict[str, str]]) -> None:
@@ -194,6 +214,7 @@ class Telemetry:
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
             self.set_circuits(circuits())
+            self._fold()
             if self.metrics.changed:
                 self.metrics.snapshot()
 
@@ -201,6 +222,7 @@ class Telemetry:
         """Shutdown: the last access lines written, the last values shared."""
         if self.access is not None:
             self.access.close()
+        self._fold()
         self.metrics.snapshot()
 
 
@@ -285,17 +307,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _Clock:
-    """The time as an access line writes it (UTC, milliseconds), formatting the seconds once per second."""
+    """The time as an access line writes it (UTC, milliseconds): formatted once per millisecond
+    (lines come many to a millisecond under load), the seconds once per second."""
 
     def __init__(self) -> None:
+        self._millisecond, self._text = -1, ""
         self._second, self._prefix = -1, ""
 
     def now(self) -> str:
-        moment = time.time()
-        second = int(moment)
-        if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((moment - second) * 1000):03d}Z"
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:
+            second, fraction = divmod(millisecond, 1000)
+            if second != self._second:
+                self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millisecond, self._text = millisecond, f"{self._prefix}.{fraction:03d}Z"
+        return self._text
 
 
 _clock = _Clock()

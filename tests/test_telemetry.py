@@ -757,3 +757,35 @@ def test_log_format_is_json_when_stderr_is_not_a_terminal(tmp_path: Path) -> Non
     # one line per request: the HTTP client's own per-call lines (to the sandbox) stay out of the log
     assert not [t for t in log.splitlines() if json.loads(t).get("logger") == "httpx"]
     assert DEMO_KEY not in log and "sandbox-key" not in log
+
+
+def test_requests_are_counted_in_batches_and_a_scrape_counts_every_one_before_it() -> None:
+    """Counting is folded: FOLD_EVERY requests at a time, and whatever is left when scraped or closed."""
+    from gateway.telemetry import FOLD_EVERY, RequestRecord, Telemetry
+
+    telemetry = Telemetry()
+
+    def answered(n: int, cache: str) -> RequestRecord:
+        record = RequestRecord(request_id=f"r-{n}", method="GET", path="/v1/campaigns/c-1", status=200)
+        record.tenant, record.connection, record.vendor, record.operation = "acme", "nexa", "generic", "get"
+        record.cache, record.ms = cache, 0.2
+        return record
+
+    labels = {"tenant": "acme", "connection": "nexa", "vendor": "generic", "operation": "get", "status": "200"}
+    made = {"HIT": 0, "MISS": 0}
+    for n in range(3 * FOLD_EVERY + 7):  # three whole batches and a part
+        cache = "HIT" if n % 4 else "MISS"
+        telemetry.record(answered(n, cache))
+        made[cache] += 1
+        if n in (FOLD_EVERY - 1, 2 * FOLD_EVERY + 3):  # a scrape in the middle of a batch
+            samples = parse_metrics(telemetry.exposition().decode())
+            assert value(samples, "gateway_requests_total", **labels) == n + 1
+    samples = parse_metrics(telemetry.exposition().decode())
+    total = 3 * FOLD_EVERY + 7
+    assert value(samples, "gateway_requests_total", **labels) == total
+    assert value(samples, "gateway_cache_total", result="HIT") == made["HIT"]
+    assert value(samples, "gateway_cache_total", result="MISS") == made["MISS"]
+    timed = {"vendor": "generic", "operation": "get"}
+    assert value(samples, "gateway_request_duration_seconds_count", **timed) == total
+    assert value(samples, "gateway_request_duration_seconds_bucket", **timed, le="0.0005") == total
+    assert value(samples, "gateway_request_duration_seconds_sum", **timed) == pytest.approx(total * 0.0002)
