@@ -230,12 +230,12 @@ class GatewayApp:
         memory, limiter = runtime.cache, runtime.limiter
         if not isinstance(memory, cache.MemoryCache) or not isinstance(limiter, MemoryRateLimiter):
             return None
+        started = time.perf_counter()
         try:
             _check_head_size(scope["headers"])
             headers = dict(scope["headers"])
             if _no_cache(headers):
                 return None
-            record = RequestRecord(request_id=inbound.request_id(scope), method="GET", path=scope["path"])
             plan = hits.plan_for(runtime, scope, headers)
             entry = memory.peek(plan.place.key) if plan is not None and plan.ttl > 0 else None
             if plan is None or entry is None:
@@ -243,6 +243,8 @@ class GatewayApp:
             out = _limited(limiter.check_now(plan.buckets)) if plan.buckets else []
         except GatewayError:
             return None
+        # Only now an id: a request the full path answers takes the next one, with no gap.
+        record = RequestRecord(request_id=inbound.request_id(scope), method="GET", path=scope["path"], _started=started)
         record.tenant, record.key, record.operation = plan.tenant.id, plan.key.id, plan.route.operation
         record.connection, record.vendor = plan.connection.name, plan.connection.vendor
         record.status, record.cache = 200, "HIT"

@@ -141,3 +141,18 @@ async def test_requests_no_plan_can_serve_are_not_remembered(tmp_path: Path) -> 
         ):
             assert app.answer_from_memory(scope) is None
         assert app.runtime.hit_plans == {}
+
+
+async def test_a_request_the_shortcut_declines_takes_no_request_id(tmp_path: Path) -> None:
+    """Ids stay consecutive: only a request the shortcut answers is given one there."""
+    async with gateway(acme_and_globex(tmp_path / "config.yaml"), two_vendors()) as app:
+        async with client(app, ACME_KEY) as http:
+            first = (await http.get(ITEM)).headers["x-request-id"]
+            assert app.answer_from_memory(hit_scope(ACME_KEY, query=b"page=2")) is None  # not cached: declined
+            hit = app.answer_from_memory(hit_scope(ACME_KEY))
+            assert hit is not None
+            after = (await http.get(ITEM, headers={"Cache-Control": "no-cache"})).headers["x-request-id"]
+        hit_id = dict(hit[1])[b"x-request-id"].decode()
+        assert [int(rid[-16:], 16) for rid in (first, hit_id, after)] == [
+            int(first[-16:], 16) + step for step in range(3)
+        ]
