@@ -34,7 +34,6 @@ from pathlib import Path
 
 import httpx
 import yaml
-from prometheus_client import CollectorRegistry
 from transports import LOAD_CPU, SERVER_CPU, can_pin, cpu_seconds, pinned, stop, wait_for_port
 
 from gateway.config import load_config
@@ -42,6 +41,7 @@ from gateway.events.delivery import Deliverer
 from gateway.events.metrics import EventMetrics
 from gateway.events.outbox import NewEvent, new_event_id
 from gateway.events.service import open_outbox
+from gateway.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "cgw_bench_events_0000000000000000000000000000"
@@ -166,7 +166,7 @@ async def outbound(workdir: Path, backend: str, name: str, events: int, campaign
             await asyncio.gather(
                 *(outbox.add(_event(i, campaigns, receiver, now)) for i in range(chunk, min(events, chunk + 1000)))
             )
-        deliverer = Deliverer(outbox, lambda: config, EventMetrics(CollectorRegistry()))
+        deliverer = Deliverer(outbox, lambda: config, EventMetrics(Metrics([])))
         started, cpu = time.monotonic(), time.process_time()
         deliverer.start()
         async with httpx.AsyncClient(base_url=receiver.removesuffix("/in")) as client:
