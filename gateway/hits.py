@@ -60,7 +60,7 @@ def plan_for(runtime: Runtime, scope: dict[str, Any], headers: dict[bytes, bytes
         if len(remembered) >= MAX_PLANS:
             remembered.clear()
         remembered[plan_key] = plan
-    elif plan.key.expires_at is not None and expired(plan.key, datetime.now(UTC)):
+    elif plan.key.expires_at is not None and expired(plan.key, datetime.now(UTC)):  # no clock read for the rest
         return None
     return plan
 

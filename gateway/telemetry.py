@@ -158,29 +158,23 @@ class Telemetry:
         self._unfolded.append(record)
         if len(self._unfolded) >= FOLD_EVERY:
             self._fold()
+        if self.access is None and not access_log.isEnabledFor(logging.INFO):
+            return
+        record.seal()
         if self.access is not None:
-            record.seal()
             self.access.write(record)
-        elif access_log.isEnabledFor(logging.INFO):
+        else:
             # Embedded (tests, tools): through logging, as any handler expects. What the serve
             # command wires up is the AccessLog writer above, off the event loop.
-            record.seal()
             access_log.handle(AccessRecord(record.log_fields()))
 
     def _fold(self) -> None:
         records, self._unfolded = self._unfolded, []
-        requests, cache, retries, errors, dropped = (
-            self._requests,
-            self._cache,
-            self._retries,
-            self._errors,
-            self._dropped,
-        )
         observe = self.metrics.observe
         for record in records:
             vendor, operation = record.vendor or "", record.operation or ""
             key = (record.tenant or "", record.connection or "", vendor, operation, str(record.status))
-            requests[key] = requests.get(key, 0.0) + 1
+            self._requests[key] = self._requests.get(key, 0.0) + 1
             timed = (vendor, operation)
             observe("gateway_request_duration_seconds", timed, record.ms / 1000)
             if record.upstream_ms:  # only requests that went to the vendor: a cache hit has no upstream time
@@ -188,13 +182,13 @@ class Telemetry:
             if record.vendor is not None:
                 observe("gateway_overhead_duration_seconds", timed, max(0.0, record.ms - record.upstream_ms) / 1000)
             if record.cache is not None:
-                cache[(record.cache,)] = cache.get((record.cache,), 0.0) + 1
+                self._cache[(record.cache,)] = self._cache.get((record.cache,), 0.0) + 1
             if record.retries:
-                retries[(vendor,)] = retries.get((vendor,), 0.0) + record.retries
+                self._retries[(vendor,)] = self._retries.get((vendor,), 0.0) + record.retries
             if record.error is not None and record.error.startswith("upstream_"):
-                errors[(vendor, record.error)] = errors.get((vendor, record.error), 0.0) + 1
+                self._errors[(vendor, record.error)] = self._errors.get((vendor, record.error), 0.0) + 1
             for name in record.dropped or ():
-                dropped[(vendor, name)] = dropped.get((vendor, name), 0.0) + 1
+                self._dropped[(vendor, name)] = self._dropped.get((vendor, name), 0.0) + 1
         if records:
             self.metrics.changed = True
 
