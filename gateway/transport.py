@@ -69,6 +69,7 @@ class AiohttpTransport:
                 timeout=self._timeout,
                 connector=connector,
                 auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),  # stateless: a vendor's cookies are never sent back
                 skip_auto_headers=("User-Agent",),
             )
             # aiohttp would quietly resend an idempotent request once on a dropped keep-alive
