@@ -425,6 +425,10 @@ async def _reply(
     send: Send, record: RequestRecord, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """Every /v1 answer: with the request id and Server-Timing (vendor time, gateway time)."""
+    # One loop turn first, as before a vendor write (gateway/transport.py): the answers finished in
+    # one turn leave together. Measured with the vendor's write deferred too (bench/overhead.py,
+    # gateway-miss-spread c=16): ~9% more misses per second, system time per miss 38 -> 22 µs.
+    await asyncio.sleep(0)
     headers = _stamped(record, headers)
     if status == 204:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
