@@ -178,10 +178,26 @@ class GatewayProtocol(HttpToolsProtocol):
             _answer_bytes(200, [*self.server_state.default_headers, *content_headers(body), *headers], body)
         )
         self.server_state.total_requests += 1
+        self._idle_since_now()
+        return True
+
+    def on_response_complete(self) -> None:
+        """As uvicorn's, but the keep-alive wait after the answer is kept by our one idle timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since_now()
+
+    def _idle_since_now(self) -> None:
         self._idle_from = self.loop.time()
         if self._idle_timer is None:
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_due)
-        return True
 
     def _unset_keepalive_if_required(self) -> None:
         """Data came, or an answer ended: not idle (uvicorn's own timer, if armed, is cancelled)."""

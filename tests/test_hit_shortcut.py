@@ -229,7 +229,20 @@ async def test_a_request_under_way_when_the_quiet_timer_fires_keeps_its_connecti
     assert not harness.transport.closing
     release.set()
     assert (await harness.send(b"")).endswith(b"slow")
-    await asyncio.sleep(1.0)  # then uvicorn's own keep-alive timer closes the quiet connection
+    await asyncio.sleep(1.0)  # then the idle timer, armed again by that answer, closes the quiet connection
+    assert harness.transport.closing
+    harness.close()
+
+
+async def test_a_connection_answered_by_the_full_path_closes_after_the_keep_alive_timeout_of_quiet() -> None:
+    harness = Harness(lambda scope: None)  # nothing is a hit: every answer is the app's
+    harness.protocol.timeout_keep_alive = 1.0
+    for _ in range(4):  # 1.6 s in all, never 1 s quiet: the first answer's timer must not close it
+        assert (await harness.send(PLAIN_GET)).endswith(b"full")
+        await asyncio.sleep(0.4)
+        assert not harness.transport.closing
+    assert harness.app_calls == ["GET /v1/campaigns/c-1"] * 4
+    await asyncio.sleep(1.5)
     assert harness.transport.closing
     harness.close()
 
