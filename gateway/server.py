@@ -11,6 +11,7 @@ from uvicorn.supervisors import Multiprocess
 from gateway import redact
 from gateway.app import GatewayApp
 from gateway.config import default_config_path, load_config
+from gateway.heap import settle_after_startup
 from gateway.sandboxing import SandboxLink
 from gateway.telemetry import access_writer, configure_logging
 
@@ -27,7 +28,9 @@ def app_from_environment() -> GatewayApp:
         raise SystemExit(1)
     redact.install(configure_logging(config.logging.level, config.logging.format))
     access = access_writer(config.logging)
-    return GatewayApp(config, sandboxes=SandboxLink.from_environment(), access=access)
+    app = GatewayApp(config, sandboxes=SandboxLink.from_environment(), access=access)
+    settle_after_startup()
+    return app
 
 
 class WorkerSupervisor(Multiprocess):
