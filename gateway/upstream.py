@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from gateway.config import Connection
+from gateway.deadlines import Deadlines
 from gateway.errors import (
     ERRORS_BY_CODE,
     GatewayError,
@@ -66,6 +67,7 @@ class Upstream:
             transport = AiohttpTransport(connection.timeouts, connection.max_response_bytes)
         self.transport = transport
         self.breaker = CircuitBreaker(connection.circuit, connection.name)
+        self._deadlines = Deadlines()
         self.budget = RetryBudget(connection.retries)
         self._headers = {"accept": "application/json", **connection.auth_headers}
         self._secrets = [secret.encode() for secret in connection.secrets]
@@ -129,8 +131,13 @@ class Upstream:
         try:
             # Each attempt: no longer than connect + read, and never past the request's total budget.
             timeouts = self.connection.timeouts
-            async with asyncio.timeout(max(0.0, min(timeouts.connect + timeouts.read, deadline - time.monotonic()))):
-                status, response_headers, content = await self.transport.send(request.method, url, headers, body)
+            seconds = max(0.0, min(timeouts.connect + timeouts.read, deadline - time.monotonic()))
+            async with asyncio.timeout(None) as scope:  # its deadline is kept by the shared timer
+                self._deadlines.watch(scope, seconds)
+                try:
+                    status, response_headers, content = await self.transport.send(request.method, url, headers, body)
+                finally:
+                    self._deadlines.forget(scope)
         except (TransportTimeout, TimeoutError) as exc:
             raise UpstreamTimeout(f"{vendor} did not answer in time", vendor=vendor) from exc
         except TransportUnreachable as exc:
