@@ -97,21 +97,26 @@ class _Stored(NamedTuple):
     expires: float
 
 
-class _Generations(LRUCache):  # type: ignore[type-arg]
-    """Group -> generation of its last invalidation, bounded.
+class _Generations(dict[Parts, int]):
+    """Group -> generation of its last invalidation, bounded: past ``maxsize`` the oldest goes.
 
     A group pushed out reads as ``floor`` (the highest generation pushed out so far): never lower
-    than what it was, so a fetch that began before a write can never look unaffected by it.
+    than what it was, so a fetch that began before a write can never look unaffected by it. A plain
+    dict (its order is the order of invalidation): every read is a lookup in C, and a read of a group
+    never invalidated, the common case, finds nothing and costs nothing more.
     """
 
     def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize=maxsize)
+        super().__init__()
+        self.maxsize = maxsize
         self.floor = 0
 
-    def popitem(self) -> tuple[Parts, int]:
-        key, generation = super().popitem()
-        self.floor = max(self.floor, generation)
-        return key, generation
+    def __setitem__(self, group: Parts, generation: int) -> None:
+        self.pop(group, None)  # set again, it becomes the newest
+        if len(self) >= self.maxsize:
+            oldest = next(iter(self))
+            self.floor = max(self.floor, self.pop(oldest))
+        super().__setitem__(group, generation)
 
     def of(self, group: Parts) -> int:
         return self.get(group, self.floor)

@@ -24,6 +24,7 @@ import redis
 import yaml
 
 from gateway.app import GatewayApp
+from gateway.cache import MemoryCache, Placement
 from gateway.config import Connection, load_config
 from gateway.keys import key_hash
 from tests.conftest import MAPPINGS, TEST_KEY, RedisServer, write_config
@@ -944,3 +945,19 @@ async def test_a_read_that_overlaps_a_write_does_not_leave_a_stale_entry(
             "a read begun after the pause was answered got the pre-pause campaign",
             dict(after.headers),
         )
+
+
+async def test_a_fetch_begun_before_a_write_never_stores_even_after_the_write_is_forgotten() -> None:
+    """The invalidation record is bounded (1 024 groups here): a group pushed out reads as the
+    highest generation pushed out, so a read that began before its group's write still sees it."""
+    memory = MemoryCache(max_entries=10)
+    place = Placement(("t", "c", "get", "cmp-1"), (("t", "c", "cmp-1"),))
+    token = await memory.begin(place)  # the read starts: its group was never written
+    await memory.invalidate([place.groups[0]])  # a write to that campaign lands meanwhile
+    await memory.invalidate([("t", "c", f"other-{i}") for i in range(1100)])  # and is pushed out of the record
+    await memory.put(place, b"stale", ttl=60, token=token)
+    assert await memory.get(place.key) is None
+    fresh = await memory.begin(place)  # a read that starts now stores its answer
+    await memory.put(place, b"fresh", ttl=60, token=fresh)
+    entry = await memory.get(place.key)
+    assert entry is not None and entry.body == b"fresh"
