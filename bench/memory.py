@@ -1,7 +1,8 @@
 """Memory: RSS of the gateway before and after 100 000 mixed requests, with the cache at its bound.
 
 Run: ``.venv/bin/python bench/memory.py [--requests 100000]``. In process (the ASGI app called
-directly), against a stateless fake vendor, so what grows is the gateway's own memory. The mix:
+directly, with the collector settled as ``serve`` settles it), against a stateless fake vendor, so
+what grows is the gateway's own memory. The mix:
 70% gets over 5 000 campaign ids (the cache holds 1 000), 20% list pages, 10% creates.
 """
 
@@ -19,6 +20,7 @@ import yaml
 
 from gateway.app import GatewayApp
 from gateway.config import load_config
+from gateway.heap import settle_after_startup
 from gateway.keys import key_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +115,7 @@ async def main(requests: int) -> None:
         config, problems = load_config(write_config(Path(folder)))
         assert config is not None, problems
         app = GatewayApp(config, lambda _connection: StatelessVendor())
+        settle_after_startup()  # as a serving worker does once its app is built (gateway/heap.py)
         rng = random.Random(7)
         await drive(app, 20_000, rng)  # warm-up: caches at their bound, code paths hot
         before = rss_mib()
