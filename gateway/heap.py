@@ -10,8 +10,8 @@ process's CPU, about 50 µs per miss, and the full passes show in the p99.
 So a serving process, once its app is built:
 
 * freezes what start-up made (config, compiled maps, modules: alive for the process's life) out of
-  the collector's view, so a full pass scans only what came after (``gc.freeze``, as the Python docs
-  suggest for long-lived servers);
+  the collector's view, so a full pass scans only what came after (``gc.freeze``; the Python docs
+  describe it for servers that fork workers, and it serves a long-lived worker the same way);
 * runs the youngest generation every ``GEN0_THRESHOLD`` net allocations instead of 700, far above
   what the requests in flight hold, so it runs for garbage, not for work under way. What it leaves
   is bounded: cyclic garbage waits for at most that many allocations.
