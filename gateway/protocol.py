@@ -71,8 +71,9 @@ class GatewayProtocol(HttpToolsProtocol):
         self._ended_one = False  # a request ended within the data being parsed
         self._cut = False  # answered or closed by the limits: nothing more is parsed
         self._answered = False  # this request was answered at once (``_answer_at_once``): its events end here
-        # Keep-alive after answers given at once: one timer, re-armed only when it fires early, instead
-        # of a timer made and cancelled per answer. ``_idle_from`` is None while a request is under way.
+        # Keep-alive after any answer: one timer per connection, re-armed only when it fires early,
+        # instead of uvicorn's timer made and cancelled per answer. ``_idle_from`` is None while a
+        # request is under way.
         self._idle_from: float | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
 
@@ -200,15 +201,16 @@ class GatewayProtocol(HttpToolsProtocol):
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_due)
 
     def _unset_keepalive_if_required(self) -> None:
-        """Data came, or an answer ended: not idle (uvicorn's own timer, if armed, is cancelled)."""
+        """Data came, or an answer ended: not idle. (uvicorn's own timer is never armed, as
+        ``on_response_complete`` is ours; its cancel stays for any other place that arms it.)"""
         super()._unset_keepalive_if_required()
         self._idle_from = None
 
     def _idle_due(self) -> None:
-        """Close after ``timeout_keep_alive`` of quiet since the last answer given at once.
+        """Close after ``timeout_keep_alive`` of quiet since the last answer.
 
-        Busy (a request under way), the timer lapses: the next answer arms a timer again, ours or
-        uvicorn's. Quiet for less than the timeout, it waits for the rest.
+        Busy (a request under way), the timer lapses: the next answer arms it again. Quiet for less
+        than the timeout, it waits for the rest.
         """
         self._idle_timer = None
         if self._idle_from is None:
