@@ -35,10 +35,11 @@ from typing import Any
 import httptools
 import orjson
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from gateway.asgi import ANSWERS_KEY, Answer, content_headers
+from gateway.cycle import ASGIApp, WholeAnswers
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout, ServerBusy
 from gateway.inbound import request_id
 from gateway.limits import RETRY_AFTER, STATE_KEY, ServerLimits
@@ -181,6 +182,10 @@ class GatewayProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         self._idle_since_now()
         return True
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGIApp) -> None:
+        """Every request's app, with its answer written whole when it can be (gateway/cycle.py)."""
+        super()._start_asgi_task(cycle, WholeAnswers(app, cycle))
 
     def on_response_complete(self) -> None:
         """As uvicorn's, but the keep-alive wait after the answer is kept by our one idle timer."""
