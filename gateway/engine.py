@@ -94,7 +94,7 @@ def prepare(connection: Connection, call: Call) -> tuple[CompiledOperation, dict
             )
         call.body, call.dropped = outcome.body, outcome.dropped
     context = {
-        "now": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "now": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if operation.reads_now else None,
         "body": call.body,
         "id": call.id,
         "params": connection.params,
@@ -189,7 +189,8 @@ async def _exchange(operation: CompiledOperation, upstream: Upstream, context: d
     def read(status: int, answer: Any) -> Any:
         return translate_answer(operation, answer, context, call.include_vendor_data, vendor, status)
 
-    with lookups.using(loaded):
+    # Most operations read no tables: then nothing is set (outside ``using``, none are active).
+    with lookups.using(loaded) if loaded is not None else contextlib.nullcontext():
         try:
             return await upstream.send(vendor_request(operation, context, vendor), read, retry=retry)
         except GatewayError as error:

@@ -89,6 +89,7 @@ class CompiledOperation:
     # (vendor body field, canonical field it carries): to name a refused field as the client knows it
     vendor_fields: list[tuple[Path, Path]] = field(default_factory=list)
     lookups: tuple[str, ...] = ()  # the tables its request or answer reads (fetched before it runs)
+    reads_now: bool = False  # its request reads ``now``: the engine reads the clock only then
 
 
 @dataclass
@@ -263,6 +264,7 @@ def _compile_operation(
             if (found := _canonical(source, fan_out)) is not None
         ],
         options_at=request.options_at,
+        reads_now=any(path[:1] == ("now",) for path, _loc in request.reads),
     )
     return compiled, native
 

@@ -164,12 +164,18 @@ def _filler(fields: dict[str, Any], model: type[BaseModel]) -> Callable[[dict[st
         and any(str(t).startswith(name + ".") for t in fields)
     }
 
+    # Blank objects in the model's field order, completed by unpacking: a shape only sets model fields
+    # (any other target is a map error), so ``{**blank, **out}`` is every field, in order, none added.
+    blank = dict.fromkeys(top)
+    blank_nested = [(name, dict.fromkeys(subfields)) for name, subfields in nested.items()]
+
     def fill(out: dict[str, Any]) -> dict[str, Any]:
-        for name, subfields in nested.items():
+        for name, blank_sub in blank_nested:
             sub = out.get(name)
             if isinstance(sub, dict):
-                out[name] = {f: sub.get(f) for f in subfields} if any(v is not None for v in sub.values()) else None
-        result = {name: out.get(name) for name in top}
+                values = list(sub.values())
+                out[name] = {**blank_sub, **sub} if values.count(None) < len(values) else None
+        result = {**blank, **out}
         if has_id:
             if result["id"] in (None, ""):
                 raise MalformedResponse("the vendor's answer has no id")

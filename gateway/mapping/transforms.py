@@ -61,6 +61,7 @@ class Transform:
 
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SEPARATORS = re.compile(r"[\s\-().]")  # what people write inside a phone number
 
 
 def _no_arg(fn: Fn) -> Callable[[Any, Mapping[str, Enum]], Fn]:
@@ -76,7 +77,7 @@ def _integer(value: Any) -> int:
 
 
 def _e164(value: Any) -> str:
-    text = re.sub(r"[\s\-().]", "", str(value))
+    text = _SEPARATORS.sub("", str(value))
     number = text if text.startswith("+") else "+" + text
     if not _E164.match(number):
         raise ValueError(f"{value!r} is not a phone number")

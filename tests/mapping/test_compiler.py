@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from gateway.engine import Call, prepare
 from gateway.mapping import MalformedResponse, Page, VendorMap, load_map
 from gateway.mapping.compiler import compile_map
 from gateway.mapping.expressions import TranslationError
@@ -353,6 +356,23 @@ def test_filters_status_and_takes_cursor() -> None:
     compiled = compile_spec(spec(operations={"list": plain}))
     assert compiled.operations["list"].filters_status is False
     assert compiled.operations["list"].takes_cursor is False
+
+
+def test_the_clock_is_read_only_for_an_operation_whose_request_reads_now() -> None:
+    get = {"request": {"method": "GET", "path": "/c/{id}"}, "response": {"shape": "campaign"}}
+    listing = {
+        "request": {"method": "GET", "path": "/c", "query": {"at": "now"}},
+        "response": {"items": "items", "shape": "campaign"},
+    }
+    compiled = compile_spec(spec(operations={"get": get, "list": listing}))
+    assert compiled.operations["get"].reads_now is False
+    assert compiled.operations["list"].reads_now is True
+    connection = SimpleNamespace(vendor="v", map=compiled, params={})
+    _op, context = prepare(connection, Call(operation="get", id="c-1"))  # type: ignore[arg-type]
+    assert context["now"] is None
+    _op, context = prepare(connection, Call(operation="list"))  # type: ignore[arg-type]
+    assert datetime.fromisoformat(context["now"]) > datetime.now(UTC) - timedelta(seconds=5)
+    assert compiled.operations["list"].build_request(context).query["at"] == context["now"]
 
 
 # ---------------------------------------------------------------------------------------------- requests
