@@ -464,7 +464,7 @@ def _limited(decision: Decision) -> list[tuple[bytes, bytes]]:
 
 
 def _no_cache(headers: dict[bytes, bytes]) -> bool:
-    return b"no-cache" in headers.get(b"cache-control", b"").lower()
+    return inbound.wants_fresh(headers.get(b"cache-control", b""))
 
 
 def _hit_headers(entry: cache.Entry) -> list[tuple[bytes, bytes]]:

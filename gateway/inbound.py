@@ -52,6 +52,11 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
     return api_key.decode("latin-1").strip() if api_key else None
 
 
+def wants_fresh(cache_control: bytes) -> bool:
+    """A Cache-Control header asking for a fresh answer (``no-cache``): never one from the cache."""
+    return b"no-cache" in cache_control.lower()
+
+
 def pick_connection(tenant: Tenant, requested: bytes | None) -> Connection:
     name = header_text(requested) if requested else tenant.default_connection
     connection = tenant.connections.get(name) if name is not None else None

@@ -41,7 +41,7 @@ from uvicorn.server import ServerState
 from gateway.asgi import ANSWERS_KEY, Answer, content_headers
 from gateway.cycle import ASGIApp, WholeAnswers
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout, ServerBusy
-from gateway.inbound import request_id
+from gateway.inbound import request_id, wants_fresh
 from gateway.limits import RETRY_AFTER, STATE_KEY, ServerLimits
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -157,9 +157,11 @@ class GatewayProtocol(HttpToolsProtocol):
             or parser.should_upgrade()
             or (self.cycle is not None and not self.cycle.response_complete)  # an answer is still being made
             or self.flow.write_paused  # the client is not reading: the full path waits for it
-            or any(name in BODY_HEADERS for name, _ in self.headers)
         ):
             return False
+        for name, value in self.headers:  # a body, or a client asking for a fresh answer: the full path
+            if name in BODY_HEADERS or (name == b"cache-control" and wants_fresh(value)):
+                return False
         url = httptools.parse_url(self.url)
         path = url.path.decode("ascii")
         scope = {

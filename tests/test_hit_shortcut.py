@@ -171,6 +171,22 @@ async def test_no_answer_or_a_fault_in_the_shortcut_falls_back_to_the_full_path(
         harness.close()
 
 
+async def test_a_get_asking_for_a_fresh_answer_is_never_offered_to_memory() -> None:
+    """``Cache-Control: no-cache`` (any case, among other directives): the full path, with no lookup first."""
+    asked: list[str] = []
+
+    def answers(scope: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        asked.append(scope["path"])
+        return hit_everything(scope)
+
+    harness = Harness(answers)
+    written = await harness.send(b"GET /fresh HTTP/1.1\r\nHost: g\r\nCache-Control: max-age=0, No-Cache\r\n\r\n")
+    assert asked == [] and harness.app_calls == ["GET /fresh"] and written.endswith(b"full")
+    written = await harness.send(b"GET /cached HTTP/1.1\r\nHost: g\r\nCache-Control: max-age=60\r\n\r\n")
+    assert asked == ["/cached"] and harness.app_calls == ["GET /fresh"] and written.endswith(BODY)
+    harness.close()
+
+
 async def test_a_get_behind_an_answer_in_progress_waits_its_turn() -> None:
     """Pipelined behind a request the app is still answering, a hit must not overtake it."""
     release = asyncio.Event()
