@@ -28,45 +28,13 @@ from gateway.asgi import ANSWERS_KEY, Message, Receive, Scope, Send
 from gateway.config import ServerSpec
 from gateway.limits import STATE_KEY, ServerLimits
 from gateway.protocol import GatewayProtocol
+from tests.test_hit_shortcut import RecordingTransport
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 DEFAULT_HEADERS = [(b"date", b"Mon, 30 Nov 2026 02:00:00 GMT"), (b"server", b"uvicorn")]
 GET = b"GET /a HTTP/1.1\r\nHost: g\r\n\r\n"
-
-
-class RecordingTransport(asyncio.Transport):
-    """Every write kept apart, so a test can count them; nothing goes anywhere."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class Connection:
@@ -106,7 +74,7 @@ class Pair:
 
     @property
     def closed(self) -> tuple[bool, bool]:
-        return self.uvicorn.transport.closed, self.gateway.transport.closed
+        return self.uvicorn.transport.closing, self.gateway.transport.closing
 
     def close(self) -> None:
         for connection in (self.uvicorn, self.gateway):

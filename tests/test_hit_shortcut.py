@@ -36,18 +36,22 @@ STAMP = [(b"x-request-id", b"r-1"), (b"x-cache", b"HIT")]
 
 
 class RecordingTransport(asyncio.Transport):
-    """What the protocol writes, kept; nothing goes anywhere."""
+    """What the protocol writes, each write kept apart; nothing goes anywhere."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.written = b""
+        self.writes: list[bytes] = []
         self.closing = False
+
+    @property
+    def written(self) -> bytes:
+        return b"".join(self.writes)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
+        self.writes.append(bytes(data))
 
     def is_closing(self) -> bool:
         return self.closing
