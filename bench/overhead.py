@@ -129,14 +129,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def cli_process(name: str, args: list[str], port: int, workdir: Path, pin: bool) -> Iterator[Server]:
-    """``python -m gateway.cli ARGS`` from the project root; stdout and stderr go to NAME.log."""
+def cli_process(name: str, args: list[str], port: int, workdir: Path, pin: bool, root: Path = ROOT) -> Iterator[Server]:
+    """``python -m gateway.cli ARGS`` from ``root`` (the project's, or another checkout's: its own
+    ``gateway`` package comes first on the path); stdout and stderr go to NAME.log."""
     log = workdir / f"{name}.log"
     cmd = [sys.executable, "-m", "gateway.cli", *args]
     with log.open("wb") as log_fh:
         process = subprocess.Popen(
             pinned(cmd, SERVER_CPU, pin),
-            cwd=ROOT,
+            cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=log_fh,
             stderr=subprocess.STDOUT,
