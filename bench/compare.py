@@ -78,6 +78,7 @@ def compare(base: str, rounds: int, settings: Settings) -> None:
         proxy_args = ["proxy", "--client", "aiohttp", "--upstream", sandbox.url]
         proxy_args += ["--header", f"Authorization: Bearer {VENDOR_KEY}", "--decode-json"]
         proxy = stack.enter_context(server_process("proxy", proxy_args, workdir, settings.pin))
+        wait_until_serving(proxy, f"/campaigns/{campaigns[0]}")
         servers = {"sandbox": sandbox, "new": new, "base": old, "proxy": proxy}
         miss = (f"Authorization: Bearer {key}", "Cache-Control: no-cache")
         spread = tuple(f"/v1/campaigns/{campaign}" for campaign in campaigns)
