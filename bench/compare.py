@@ -1,4 +1,4 @@
-"""Two builds of the gateway side by side: does a change make the real miss faster?
+"""Two builds of the gateway side by side: does a change make the real miss (or a hit) faster?
 
 One run, on 127.0.0.1, starts the ``generic`` sandbox, the aiohttp proxy ceiling of
 bench/overhead.py, the gateway of this work tree ("new") and the gateway of ``--base`` ("base",
@@ -7,6 +7,8 @@ and the access line on. Each build creates the same ``--spread`` campaigns first
 same work before they are measured. Then every round runs the proxy, then ``gateway-miss-spread``
 (no-cache GETs cycling over the campaigns, each one reaching the vendor) on both builds, in
 alternating order, so that drift on a shared machine falls on both alike.
+
+With ``--hits`` both builds are measured on ``gateway-hit`` instead (one campaign, from the cache).
 
 It prints every round and the medians: req/s and CPU per request of each, each build's ratio to
 the proxy, and new / base. Run it once with the same build on both sides (``--base HEAD`` on a clean
@@ -44,8 +46,10 @@ from overhead import (
 )
 from transports import can_pin, exit_on_sigterm, server_process, wait_until_serving
 
+BUILDS = ("new", "base")
 
-def parse_args(argv: Sequence[str] | None) -> tuple[str, int, Settings]:
+
+def parse_args(argv: Sequence[str] | None) -> tuple[str, int, bool, Settings]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the git revision to compare the work tree with")
     parser.add_argument("--rounds", type=int, default=4)
@@ -53,13 +57,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[str, int, Settings]:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--spread", type=int, default=256, help="campaigns the requests cycle over")
+    parser.add_argument("--hits", action="store_true", help="measure cache hits instead of real misses")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     args = parser.parse_args(argv)
     settings = Settings((args.concurrency,), args.duration, args.warmup, not args.no_pin and can_pin(), args.spread)
-    return args.base, max(1, args.rounds), settings
+    return args.base, max(1, args.rounds), args.hits, settings
 
 
-def compare(base: str, rounds: int, settings: Settings) -> None:
+def compare(base: str, rounds: int, hits: bool, settings: Settings) -> None:
     workdir = settings.workdir
     checkout = workdir / "base"
     subprocess.run(["git", "worktree", "add", "--detach", str(checkout), base], cwd=ROOT, check=True)
@@ -80,14 +85,15 @@ def compare(base: str, rounds: int, settings: Settings) -> None:
         proxy = stack.enter_context(server_process("proxy", proxy_args, workdir, settings.pin))
         wait_until_serving(proxy, f"/campaigns/{campaigns[0]}")
         servers = {"sandbox": sandbox, "new": new, "base": old, "proxy": proxy}
-        miss = (f"Authorization: Bearer {key}", "Cache-Control: no-cache")
-        spread = tuple(f"/v1/campaigns/{campaign}" for campaign in campaigns)
+        auth = f"Authorization: Bearer {key}"
+        paths = tuple(f"/v1/campaigns/{campaign}" for campaign in campaigns)
+        headers, spread = ((auth,), ()) if hits else ((auth, "Cache-Control: no-cache"), paths)
         plan = {
             "proxy": Target("proxy-ceiling", "proxy", f"/campaigns/{campaigns[0]}", ()),
-            "new": Target("new", "new", spread[0], miss, "proxy-ceiling", spread=spread),
-            "base": Target("base", "base", spread[0], miss, "proxy-ceiling", spread=spread),
+            **{name: Target(name, name, paths[0], headers, spread=spread, upstream_calls=not hits) for name in BUILDS},
         }
-        print(f"base {base} from {checkout}; new: the work tree; {len(campaigns)} campaigns", flush=True)
+        what = "cache hits on one campaign" if hits else f"real misses over {len(campaigns)} campaigns"
+        print(f"base {base} from {checkout}; new: the work tree; {what}", flush=True)
         rps: dict[str, list[float]] = {name: [] for name in plan}
         cpu: dict[str, list[float]] = {name: [] for name in plan}
         for round_number in range(rounds):
@@ -100,16 +106,16 @@ def compare(base: str, rounds: int, settings: Settings) -> None:
     medians = {name: statistics.median(values) for name, values in rps.items()}
     print(f"\nmedians of {rounds} rounds at c={settings.concurrencies[0]}:")
     for name in plan:
-        ratio = "" if name == "proxy" else f"  {medians[name] / medians['proxy']:.3f}x proxy"
+        ratio = "" if name == "proxy" or hits else f"  {medians[name] / medians['proxy']:.3f}x proxy"
         print(f"  {name:<6} {medians[name]:8.0f} req/s  {statistics.median(cpu[name]):5.0f} us CPU/req{ratio}")
     print(f"  new / base: {medians['new'] / medians['base']:.3f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    base, rounds, settings = parse_args(argv)
+    base, rounds, hits, settings = parse_args(argv)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as workdir:
-        compare(base, rounds, replace(settings, workdir=Path(workdir)))
+        compare(base, rounds, hits, replace(settings, workdir=Path(workdir)))
     return 0
 
 
