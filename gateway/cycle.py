@@ -3,17 +3,17 @@
 uvicorn writes an answer's head when the app sends ``http.response.start`` and its body when the
 app sends ``http.response.body``: two socket writes, and two regular-expression checks per header.
 ``WholeAnswers`` holds the head until the body comes. An answer complete in that one body message,
-with a Content-Length that matches it, goes out in a single write, its headers refused for the
-bytes uvicorn's own expressions refuse, and the cycle ends as uvicorn ends it (keep-alive or close, then
-the next pipelined request). Measured (bench/overhead.py setup, real misses at c=16, the two builds
-side by side): ~2% more misses per second, ~8 µs less CPU per answer.
+with a Content-Length that matches it, goes out in a single write, and the cycle ends as uvicorn
+ends it: keep-alive or close, then the next pipelined request. Measured (bench/compare.py, real
+misses at c=16): ~2% more misses per second, ~8 µs less CPU per answer.
 
 Anything else (a body in parts, no or another Content-Length, a ``connection`` or
 ``transfer-encoding`` header, a header name twice or not in lower case, a HEAD, a client that is
 not reading, a byte the expressions refuse) goes to uvicorn's ``send`` unchanged, the held head
-first, so uvicorn answers, or refuses, it exactly as before. The one difference a client can see:
-a head goes out with its body, so an app that sent a head and then waited would show nothing until
-its body (the gateway's answers are all made whole before they are sent).
+first, so uvicorn answers, or refuses, it exactly as before. What differs is when: a head goes out
+with its body, so an app that sent a head and then waited would show nothing until its body (the
+gateway's answers are all made whole before they are sent), and a head uvicorn refuses raises at
+the body's ``send``, not at the head's.
 """
 
 from __future__ import annotations

@@ -14,14 +14,16 @@ the app):
   answers 408 to a late body it is reading, this catches one it is not;
 - what the parser rejects is answered 400 ``bad_request`` (uvicorn's answer is plain text).
 
-And one shortcut: a plain GET (HTTP/1.1, kept alive, no body, nothing ahead of it on the
-connection) is first offered to the app's ``answer_from_memory``; a fresh cache hit is written
-at once, with no ASGI task or messages — the same answer the app would give through ASGI.
-
 Every such answer is the error envelope, ends the connection, and counts in
 ``gateway_connections_cut_total{reason}``. After an answer the connection lingers for a moment
 (``LINGER_SECONDS``), dropping what the client still sends: closed at once, a socket with unread
 data resets, and the client could lose the answer before reading it.
+
+And one shortcut: a plain GET (HTTP/1.1, kept alive, no body, not asking for a fresh answer with
+``Cache-Control: no-cache``, nothing ahead of it on the connection) is first offered to the app's
+``answer_from_memory``; a fresh cache hit is written at once, with no ASGI task or messages — the
+same answer the app would give through ASGI. Every other request runs the app in uvicorn's cycle,
+behind ``WholeAnswers`` (gateway/cycle.py), which writes a whole answer in one piece.
 """
 
 from __future__ import annotations
