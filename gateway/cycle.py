@@ -66,9 +66,9 @@ class WholeAnswers:
         cycle = self.cycle
         if message.get("more_body", False) or cycle.disconnected or cycle.flow.write_paused:
             return False
-        status_line = STATUS_LINE.get(start["status"])
+        status = start["status"]
         given = start.get("headers", ())
-        if status_line is None or cycle.scope["method"] == "HEAD" or cycle.access_log:
+        if status not in STATUS_LINE or cycle.scope["method"] == "HEAD" or cycle.access_log:
             return False
         if not isinstance(given, list | tuple):  # an iterator, read here, would reach uvicorn empty
             return False
@@ -82,9 +82,9 @@ class WholeAnswers:
         names, values = b"".join(fields), b"".join(fields.values())
         if names != names.lower() or _refused(names, _REFUSED_IN_NAMES) or _refused(values, _REFUSED_IN_VALUES):
             return False
-        head = b"\r\n".join(map(b": ".join, headers))
-        close = b"" if cycle.keep_alive else b"connection: close\r\n"
-        answer = b"".join((status_line, head, b"\r\n", close, b"\r\n", body))
+        if not cycle.keep_alive:
+            headers.append((b"connection", b"close"))  # last, where uvicorn's send adds it
+        answer = answer_bytes(status, headers, body)
         cycle.response_started = cycle.response_complete = True
         cycle.transport.write(answer)
         cycle.message_event.set()
@@ -96,3 +96,9 @@ class WholeAnswers:
 
 def _refused(text: bytes, refused: bytes) -> bool:
     return len(text.translate(None, refused)) < len(text)
+
+
+def answer_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """An HTTP/1.1 answer as uvicorn writes it: status line, ``name: value`` lines, blank line, body."""
+    head = b"\r\n".join(map(b": ".join, headers))
+    return b"".join([STATUS_LINE[status], head, b"\r\n\r\n" if head else b"\r\n", body])

@@ -37,11 +37,11 @@ from typing import Any
 import httptools
 import orjson
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from gateway.asgi import ANSWERS_KEY, Answer, content_headers
-from gateway.cycle import ASGIApp, WholeAnswers
+from gateway.cycle import ASGIApp, WholeAnswers, answer_bytes
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout, ServerBusy
 from gateway.inbound import request_id, wants_fresh
 from gateway.limits import RETRY_AFTER, STATE_KEY, ServerLimits
@@ -181,7 +181,7 @@ class GatewayProtocol(HttpToolsProtocol):
             return False
         body, headers = answer
         self.transport.write(
-            _answer_bytes(200, [*self.server_state.default_headers, *content_headers(body), *headers], body)
+            answer_bytes(200, [*self.server_state.default_headers, *content_headers(body), *headers], body)
         )
         self.server_state.total_requests += 1
         self._idle_since_now()
@@ -259,7 +259,7 @@ class GatewayProtocol(HttpToolsProtocol):
             (b"x-request-id", rid.encode()),
             *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
         ]
-        self.transport.write(_answer_bytes(error.status, headers, body))
+        self.transport.write(answer_bytes(error.status, headers, body))
         self._cut = True
         self.limits.on_cut(reason)
         if self.transport.can_write_eof():
@@ -280,8 +280,3 @@ class GatewayProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _answer_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    head = b"\r\n".join(map(b": ".join, headers))
-    return b"".join([STATUS_LINE[status], head, b"\r\n\r\n" if head else b"\r\n", body])
